@@ -1,0 +1,112 @@
+"""`build_model(cfg)`: a ResNeXt network as an `nn.Module`.
+
+With the ImageNet stem, four stages and form (c), the state_dict is key-for-key and
+shape-for-shape torchvision's `resnet50` / `resnext*` layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import make_block
+from .config import STEM_WIDTH, ResNeXtConfig
+from .plan import network_plan
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """Where a stage's output can be read (timm's `feature_info`)."""
+
+    module: str  # attribute name, e.g. "layer3"
+    channels: int
+    reduction: int  # input side / this stage's output side (for sides divisible by it)
+
+
+class ResNeXt(nn.Module):
+    def __init__(self, cfg: ResNeXtConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        if cfg.stem == "imagenet":
+            # Paper Table 1, conv1: 7x7, 64, stride 2; then 3x3 max pool, stride 2.
+            self.conv1 = nn.Conv2d(3, STEM_WIDTH, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            # Paper Sec. 5.2 (CIFAR): a single 3x3 conv of 64 filters, no pooling.
+            self.conv1 = nn.Conv2d(3, STEM_WIDTH, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(STEM_WIDTH)
+        self.relu = nn.ReLU(inplace=False)
+        self.maxpool = (nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+                        if cfg.stem == "imagenet" else nn.Identity())
+
+        reduction = 4 if cfg.stem == "imagenet" else 1
+        self.feature_info: list[FeatureInfo] = []
+        for stage in network_plan(cfg):
+            blocks = nn.Sequential(*(make_block(plan, cfg.block_form) for plan in stage.blocks))
+            self.add_module(stage.name, blocks)
+            reduction *= stage.stride
+            self.feature_info.append(FeatureInfo(stage.name, stage.out_channels, reduction))
+
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(self.feature_info[-1].channels, cfg.num_classes)
+        self._init_weights(cfg.zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        # He et al. 2015 init for convs (fan_out, as torchvision); BN starts as identity.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        if zero_init_residual:
+            for block in self.blocks():
+                nn.init.zeros_(block.last_bn.weight)
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [info.module for info in self.feature_info]
+
+    @property
+    def stages(self) -> list[nn.Sequential]:
+        """The stage modules in order (each an nn.Sequential of blocks)."""
+        return [getattr(self, name) for name in self.stage_names]
+
+    def blocks(self) -> list[nn.Module]:
+        return [block for stage in self.stages for block in stage]
+
+    def named_blocks(self) -> list[tuple[str, nn.Module]]:
+        """('layer3.5', block) for every block: layer choices for Grad-CAM and feature maps."""
+        return [(f"{name}.{i}", block)
+                for name, stage in zip(self.stage_names, self.stages)
+                for i, block in enumerate(stage)]
+
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output, for feature-map views."""
+        features = []
+        x = self.forward_stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_stem(x)  # (N, 64, H/4, W/4) ImageNet stem; (N, 64, H, W) CIFAR
+        for stage in self.stages:
+            x = stage(x)
+        x = torch.flatten(self.avgpool(x), 1)  # (N, 4 * planes_last)
+        return self.fc(x)  # (N, num_classes)
+
+
+def build_model(cfg: ResNeXtConfig, device: torch.device | str | None = None) -> ResNeXt:
+    """Build the network for `cfg`; `device="meta"` builds it without allocating weights."""
+    if not isinstance(cfg, ResNeXtConfig):
+        raise TypeError(f"build_model takes a ResNeXtConfig, got {type(cfg).__name__}")
+    if device is None:
+        return ResNeXt(cfg)
+    with torch.device(device):
+        return ResNeXt(cfg)

@@ -1,0 +1,206 @@
+"""Load trained weights: torchvision's published ImageNet files, or a user's checkpoint.
+
+Every file is read with `torch.load(..., weights_only=True)`: a checkpoint is data, and a
+pickle that would run code is refused before any of it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+_BASE_URL = "https://download.pytorch.org/models/"
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    """A torchvision ImageNet-1K checkpoint (numbers from torchvision's weights metadata)."""
+
+    name: str  # "resnext50_32x4d.IMAGENET1K_V2"
+    preset: str  # the PRESETS entry whose architecture it fits
+    url: str
+    top1: float
+    top5: float
+    resize_size: int  # eval transform: shorter side resized to this (bilinear, antialiased)
+    crop_size: int  # then centre-cropped to this
+
+    @property
+    def filename(self) -> str:
+        return os.path.basename(urlparse(self.url).path)
+
+    @property
+    def hash_prefix(self) -> str:
+        # torchvision names files "<arch>-<first 8 hex digits of the file's SHA-256>.pth".
+        return self.filename.rsplit("-", 1)[1].split(".")[0]
+
+
+def _published(preset: str, version: str, file: str, top1: float, top5: float, resize: int
+               ) -> PublishedWeights:
+    return PublishedWeights(f"{preset}.IMAGENET1K_{version}", preset, _BASE_URL + file,
+                            top1, top5, resize, 224)
+
+
+PUBLISHED_WEIGHTS: Mapping[str, PublishedWeights] = MappingProxyType({w.name: w for w in (
+    _published("resnet50", "V1", "resnet50-0676ba61.pth", 76.130, 92.862, 256),
+    _published("resnet50", "V2", "resnet50-11ad3fa6.pth", 80.858, 95.434, 232),
+    _published("resnext50_32x4d", "V1", "resnext50_32x4d-7cdf4587.pth", 77.618, 93.698, 256),
+    _published("resnext50_32x4d", "V2", "resnext50_32x4d-1a0047aa.pth", 81.198, 95.340, 232),
+    _published("resnext101_32x8d", "V1", "resnext101_32x8d-8ba56ff5.pth", 79.312, 94.526, 256),
+    _published("resnext101_32x8d", "V2", "resnext101_32x8d-110c445d.pth", 82.834, 96.228, 232),
+    _published("resnext101_64x4d", "V1", "resnext101_64x4d-173b62eb.pth", 83.246, 96.454, 232),
+)})
+
+
+class WeightsError(Exception):
+    """Base class: weights could not be loaded. The message says why and what to do."""
+
+
+class WeightsUnavailableError(WeightsError):
+    """A published checkpoint is not in the cache and could not be downloaded."""
+
+
+class CheckpointFileError(WeightsError):
+    """The file is missing, unreadable, not a state_dict, or unsafe to unpickle."""
+
+
+class WeightsMismatchError(WeightsError):
+    """The checkpoint's keys or shapes don't fit the model."""
+
+    def __init__(self, missing: list[str], unexpected: list[str],
+                 mis_shaped: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
+        self.missing = missing
+        self.unexpected = unexpected
+        self.mis_shaped = mis_shaped
+        super().__init__(self._describe())
+
+    def _describe(self, limit: int = 10) -> str:
+        def listing(items: list[str]) -> str:
+            shown = ", ".join(items[:limit])
+            return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
+
+        parts = ["the checkpoint does not fit this model"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing key(s): {listing(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected key(s): {listing(self.unexpected)}")
+        if self.mis_shaped:
+            rows = [f"{k} (checkpoint {list(c)}, model {list(m)})" for k, c, m in self.mis_shaped]
+            parts.append(f"{len(rows)} mis-shaped key(s): {listing(rows)}")
+        return "; ".join(parts)
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torch.hub keeps downloaded checkpoints ($TORCH_HOME/hub/checkpoints)."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def published_weights_path(name: str) -> Path:
+    return hub_checkpoint_dir() / published(name).filename
+
+
+def published(name: str) -> PublishedWeights:
+    if name not in PUBLISHED_WEIGHTS:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(PUBLISHED_WEIGHTS)}")
+    return PUBLISHED_WEIGHTS[name]
+
+
+def fetch_published(name: str, progress: bool = True,
+                    download: Callable[..., None] = torch.hub.download_url_to_file) -> Path:
+    """Path of a published checkpoint in the hub cache, downloading it (hash-checked) if needed."""
+    weights = published(name)
+    path = published_weights_path(name)
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        download(weights.url, str(path), hash_prefix=weights.hash_prefix, progress=progress)
+    except (urllib.error.URLError, OSError, RuntimeError) as error:
+        raise WeightsUnavailableError(
+            f"could not download {name} from {weights.url} ({error}). To use it offline, "
+            f"download that file on a machine that is online and copy it to {path}"
+        ) from error
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A state_dict from a .pth/.pt file, read with weights_only=True.
+
+    Accepts a bare state_dict or one nested under "state_dict" / "model" (common in
+    training scripts), with an optional "module." prefix (DataParallel).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointFileError(f"no checkpoint file at {path}")
+    try:
+        loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointFileError(
+            f"{path.name} is not a plain state_dict: it asks to run code or build objects "
+            f"when loaded, which is refused (torch.load weights_only=True). Save the model "
+            f"with torch.save(model.state_dict(), path)."
+        ) from error
+    except Exception as error:  # noqa: BLE001 - torch raises many types for a bad file
+        raise CheckpointFileError(
+            f"{path.name} could not be read as a PyTorch checkpoint "
+            f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+        ) from error
+    if isinstance(loaded, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(loaded.get(key), dict):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in loaded.items()):
+        raise CheckpointFileError(
+            f"{path.name} does not hold a state_dict (a mapping of names to tensors)")
+    if loaded and all(k.startswith("module.") for k in loaded):
+        loaded = {k[len("module."):]: v for k, v in loaded.items()}
+    return loaded
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Raise WeightsMismatchError listing every missing, unexpected and mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mis_shaped = [(k, tuple(state[k].shape), tuple(expected[k].shape))
+                  for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or mis_shaped:
+        raise WeightsMismatchError(missing, unexpected, mis_shaped)
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike[str], progress: bool = True
+                 ) -> nn.Module:
+    """Load `source` (a published weights name or a checkpoint path) into `model`, strictly.
+
+    Checkpoints are in torchvision's (form c) layout; a model built in form (a) or (b) gets
+    them converted. Returns the model, in eval mode.
+    """
+    from .forms import convert_state_dict
+
+    if isinstance(source, str) and source in PUBLISHED_WEIGHTS:
+        path = fetch_published(source, progress=progress)
+    elif isinstance(source, str) and "IMAGENET1K" in source:
+        raise WeightsError(f"unknown weights {source!r}; known: {', '.join(PUBLISHED_WEIGHTS)}")
+    else:
+        path = Path(source)
+    state = read_checkpoint(path)
+    cfg = getattr(model, "config", None)
+    if cfg is not None and cfg.block_form != "c" and not any(".paths." in k for k in state):
+        try:
+            state = convert_state_dict(state, cfg, "c", cfg.block_form)
+        except (KeyError, RuntimeError):
+            pass  # not a form-(c) checkpoint for this config: let the check below report it
+    check_state_dict(model, state)
+    with torch.no_grad():
+        model.load_state_dict(state, strict=True)
+    return model.eval()

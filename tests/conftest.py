@@ -1,0 +1,40 @@
+import random
+
+import pytest
+import torch
+
+import resnext
+
+# Small configs that run a real forward pass in milliseconds: they cover every stem, form,
+# the seed's grouped 1x1, 1 to 6 stages and cardinalities 1..16.
+SMALL_CONFIGS = [
+    resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2, stage_blocks=(1, 2), num_classes=7,
+                          stem="cifar"),
+    resnext.ResNeXtConfig(cardinality=8, bottleneck_width=1, stage_blocks=(2, 1, 1), num_classes=5,
+                          stem="imagenet"),
+    resnext.ResNeXtConfig(cardinality=2, bottleneck_width=3, stage_blocks=(1,), num_classes=3,
+                          stem="cifar", grouped_reduce=True),
+    resnext.ResNeXtConfig(cardinality=16, bottleneck_width=1, stage_blocks=(1, 1, 1, 1),
+                          num_classes=10, stem="imagenet", grouped_reduce=True),
+    resnext.ResNeXtConfig(cardinality=1, bottleneck_width=8, stage_blocks=(1, 1, 1, 1, 1, 1),
+                          num_classes=4, stem="imagenet"),
+    resnext.ResNeXtConfig(cardinality=3, bottleneck_width=5, stage_blocks=(2, 2), num_classes=2,
+                          stem="cifar"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)
+    random.seed(0)
+
+
+def randomize_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> None:
+    """Give every BN non-trivial statistics and affine terms, so eval-mode BN is not identity."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
