@@ -5,30 +5,59 @@ CVPR 2017) in pure PyTorch: one config, any variant, exact complexity.
     cfg = resnext.PRESETS["resnext50_32x4d"]
     model = resnext.build_model(cfg)
     report = resnext.complexity(cfg, image_size=224)   # report.params, report.macs
+
+The config, presets, complexity arithmetic and weights table need no torch; the parts that
+do (building, converting, loading) are imported on first use, so `import resnext` is quick
+and the app starts without paying for torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .complexity import ROLE_LABELS, ROLES, ComplexityReport, LayerCost, SegmentCost, complexity
 from .config import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, depth_of
-from .forms import convert_form, convert_state_dict
-from .model import ResNeXt, build_model
 from .presets import NATIVE_IMAGE_SIZE, PRESETS, preset_name
-from .weights import (
+from .published import (
     PUBLISHED_WEIGHTS,
     CheckpointFileError,
     PublishedWeights,
     WeightsError,
     WeightsMismatchError,
     WeightsUnavailableError,
-    load_weights,
-    read_checkpoint,
 )
 from .width import preserving_width
+
+_LAZY = {
+    "ResNeXt": ".model",
+    "build_model": ".model",
+    "convert_form": ".forms",
+    "convert_state_dict": ".forms",
+    "load_weights": ".weights",
+    "read_checkpoint": ".weights",
+    "fetch_published": ".weights",
+    "preprocess": ".preprocess",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'resnext' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "NATIVE_IMAGE_SIZE", "PRESETS", "PUBLISHED_WEIGHTS",
     "ROLES", "ROLE_LABELS", "CheckpointFileError", "ComplexityReport", "LayerCost",
     "PublishedWeights", "ResNeXt", "ResNeXtConfig", "SegmentCost", "WeightsError",
     "WeightsMismatchError", "WeightsUnavailableError", "build_model", "complexity",
-    "convert_form", "convert_state_dict", "depth_of", "load_weights", "preserving_width",
-    "preset_name", "read_checkpoint",
+    "convert_form", "convert_state_dict", "depth_of", "fetch_published", "load_weights",
+    "preserving_width", "preset_name", "read_checkpoint",
 ]
