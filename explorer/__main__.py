@@ -1,0 +1,42 @@
+"""`python -m explorer`: serve the ResNeXt Explorer on http://127.0.0.1:7860."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m explorer",
+        description="Interactive explorer of the ResNeXt architecture family (Gradio web app).")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only). "
+                             "0.0.0.0 serves every network interface: anyone who can reach "
+                             "this machine can use the app.")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public *.gradio.live link through Gradio's share "
+                             "servers (off unless given: anyone with the link can use the app)")
+    parser.add_argument("--device", default="cpu",
+                        help="default device for forward passes and attributions: cpu, cuda, "
+                             "cuda:N or mps (default cpu)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .app import launch_options, create_app
+    from .context import AppOptions
+
+    demo = create_app(AppOptions(default_device=args.device))
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share,
+                **launch_options())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The app factory: `create_app()` builds the Gradio Blocks; nothing heavy at import."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from .context import AppOptions, TabContext
+from .selection import default_selection
+from .services.models import WeightsChoice
+from .tabs import architecture
+
+PAPER_URL = "https://arxiv.org/abs/1611.05431"
+INTRO = (
+    "# ResNeXt Explorer\n"
+    "ResNeXt ([Xie et al., *Aggregated Residual Transformations for Deep Neural Networks*, "
+    f"CVPR 2017]({PAPER_URL})) splits each ResNet bottleneck into **C parallel paths** of width "
+    "**d** — *cardinality* as a new dimension next to depth and width. Pick a preset or move the "
+    "sliders: every number below is exact, computed from the configuration without building weights."
+)
+
+
+def ping() -> str:
+    """The cheapest endpoint there is: the framework's own round-trip floor for benchmarks."""
+    return "ok"
+
+
+def create_app(options: AppOptions | None = None) -> gr.Blocks:
+    options = options or AppOptions()
+    with gr.Blocks(title="ResNeXt Explorer") as demo:
+        gr.Markdown(INTRO)
+        selection = gr.State(default_selection())
+        weights = gr.State(WeightsChoice())
+        ctx = TabContext(options=options, demo=demo, selection=selection, weights=weights)
+        with gr.Tabs():
+            with gr.Tab("Architecture", id="architecture"):
+                architecture.build(ctx)
+        ping_button = gr.Button(visible=False)
+        ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping", queue=False)
+    return demo
+
+
+def launch_options() -> dict:
+    """Keyword arguments for `demo.launch` shared by `python -m explorer` and the tests."""
+    from .theme import CSS
+
+    return {"css": CSS, "max_file_size": "20mb", "show_error": True, "footer_links": ["api"]}

@@ -1,0 +1,29 @@
+"""What the tabs share: the user's Selection (per browser session) and app-wide options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class AppOptions:
+    """Set once at start-up (command line); read-only afterwards, so safe to share."""
+
+    default_device: str = "cpu"
+
+
+@dataclass
+class TabContext:
+    """Handed to every tab's `build`: shared components created by the app frame.
+
+    `selection` is a gr.State holding the current `Selection`; tabs read it as an input and
+    may listen to its `.change` event to redraw when the Architecture controls move.
+    """
+
+    options: AppOptions
+    demo: Any  # the gr.Blocks being built (for .load events)
+    selection: Any  # gr.State[Selection]
+    # gr.State[WeightsChoice] (explorer.services.models): the weights choice shared by the
+    # Run and Attributions tabs. The Attributions tab's weights panel sets it.
+    weights: Any

@@ -1,0 +1,1 @@
+"""The app's work, as plain functions of a Selection: no Gradio in here."""

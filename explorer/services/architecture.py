@@ -1,0 +1,222 @@
+"""What the Architecture tab shows, computed from `resnext.complexity` (no weights built)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import resnext
+from resnext import ComplexityReport
+
+from ..selection import Selection
+from . import formatting as fmt
+
+DEFAULT_BASELINE = "resnet50"
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The 'at a glance' figures, raw (for the API and tests) and formatted (for the page)."""
+
+    name: str
+    params: int
+    macs: int
+    flops: int
+    weight_bytes: int
+    activation_bytes: int
+    depth: int
+    baseline: str
+    params_change_percent: float
+    macs_change_percent: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def headline(selection: Selection, baseline: str = DEFAULT_BASELINE) -> Headline:
+    if baseline not in resnext.PRESETS:
+        raise ValueError(f"baseline must be one of {sorted(resnext.PRESETS)}, got {baseline!r}")
+    report = resnext.complexity(selection.config, selection.image_size)
+    base = resnext.complexity(resnext.PRESETS[baseline], selection.image_size)
+    return Headline(
+        name=selection.config.name,
+        params=report.params,
+        macs=report.macs,
+        flops=report.flops,
+        weight_bytes=report.weight_bytes,
+        activation_bytes=report.activation_bytes,
+        depth=report.depth,
+        baseline=baseline,
+        params_change_percent=100.0 * (report.params - base.params) / base.params,
+        macs_change_percent=100.0 * (report.macs - base.macs) / base.macs,
+    )
+
+
+def _card(label: str, value: str, note: str) -> str:
+    return (f'<div class="rx-card"><div class="rx-label">{html.escape(label)}</div>'
+            f'<div class="rx-value">{html.escape(value)}</div>'
+            f'<div class="rx-note">{html.escape(note)}</div></div>')
+
+
+def headline_html(selection: Selection, figures: Headline) -> str:
+    size = selection.image_size
+    cfg = selection.config
+    cards = [
+        _card("Parameters", fmt.count(figures.params),
+              f"{figures.params_change_percent:+.1f} % vs {figures.baseline}"),
+        _card("Multiply-adds", fmt.scaled(figures.macs, "MACs"),
+              f"{fmt.count(figures.macs)} · conv + fc, batch 1, {size}×{size}; "
+              f"{figures.macs_change_percent:+.1f} % vs {figures.baseline}"),
+        _card("FLOPs", fmt.scaled(figures.flops, "FLOPs"),
+              "2 × MACs (FlopCounterMode's convention; BN, ReLU, pooling not counted)"),
+        _card("Weights", fmt.megabytes(figures.weight_bytes), "float32 parameters"),
+        _card("Activations", fmt.megabytes(figures.activation_bytes),
+              "one image, float32: every layer's output, as kept for backward"),
+        _card("Layers", str(figures.depth),
+              f"3 × {sum(cfg.stage_blocks)} bottleneck convs + stem conv + fc"),
+    ]
+    return (f'<div class="rx-title">{html.escape(figures.name)} · {size}×{size} input · '
+            f'{cfg.num_classes} classes · form ({cfg.block_form})</div>'
+            f'<div class="rx-cards">{"".join(cards)}</div>')
+
+
+STAGE_COLUMNS = ["stage", "output", "channels", "group width C·d", "blocks", "params", "MACs"]
+
+
+def stage_rows(report: ComplexityReport) -> list[list[str]]:
+    """One row per segment (stem, each stage, head) with exact params and MACs."""
+    rows = []
+    for seg in report.segments:
+        label = {"stem": "stem", "head": "head (pool + fc)"}.get(seg.name, seg.name)
+        group = fmt.count(seg.group_width) if seg.kind == "stage" else "–"
+        blocks = str(seg.blocks) if seg.kind == "stage" else "–"
+        output = (f"{seg.out_height}×{seg.out_width}" if seg.kind != "head" else "1×1")
+        rows.append([label, output, fmt.count(seg.out_channels), group, blocks,
+                     fmt.count(seg.params), fmt.count(seg.macs)])
+    rows.append(["total", "", "", "", str(sum(report.config.stage_blocks)),
+                 fmt.count(report.params), fmt.count(report.macs)])
+    return rows
+
+
+def network_figure(report: ComplexityReport):
+    """Stage widths (channels, group width) above, feature-map resolution below."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    segments = [s for s in report.segments if s.kind != "head"]
+    names = [s.name for s in segments]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        row_heights=[0.6, 0.4],
+                        subplot_titles=("Width: channels out of each stage and C·d inside its blocks",
+                                        "Resolution of each stage's output (pixels per side)"))
+    fig.add_trace(go.Bar(
+        x=names, y=[s.out_channels for s in segments], name="output channels",
+        text=[f"{s.out_channels:,}" for s in segments], textposition="outside",
+        hovertemplate="%{x}: %{y:,} output channels<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(
+        x=names, y=[s.group_width if s.kind == "stage" else 0 for s in segments],
+        name="group width C·d",
+        text=[f"{s.group_width:,}" if s.kind == "stage" else "" for s in segments],
+        textposition="outside",
+        customdata=[[s.blocks] for s in segments],
+        hovertemplate="%{x}: grouped 3×3 is %{y:,} channels wide, "
+                      "%{customdata[0]} blocks<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(
+        x=names, y=[s.out_height for s in segments], name="output side",
+        text=[f"{s.out_height}×{s.out_width}" for s in segments], textposition="outside",
+        marker_color="#2ca02c",
+        hovertemplate="%{x}: %{text} feature maps<extra></extra>"), row=2, col=1)
+    top = max(s.out_channels for s in segments)
+    fig.update_yaxes(title_text="channels", row=1, col=1, range=[0, top * 1.25])
+    fig.update_yaxes(title_text="pixels per side", row=2, col=1, rangemode="tozero",
+                     range=[0, max(s.out_height for s in segments) * 1.3])
+    fig.update_xaxes(title_text="stage (input at left)", row=2, col=1)
+    fig.update_layout(barmode="group", height=460, margin={"l": 60, "r": 20, "t": 40, "b": 50},
+                      legend={"orientation": "h", "y": -0.18}, template="plotly_white",
+                      paper_bgcolor="rgba(0,0,0,0)")
+    return fig
+
+
+def seed_note(preset: str, image_size: int) -> str:
+    """How the seed blog's code differs from the paper, with what each difference costs."""
+    if not preset.startswith("seed_"):
+        return ""
+    cfg = resnext.PRESETS[preset]
+    seed = resnext.complexity(cfg, image_size)
+    dense = resnext.complexity(cfg.replace(grouped_reduce=False), image_size)
+    head_1000 = resnext.complexity(cfg.replace(num_classes=1000), image_size)
+    imagenet_stem = resnext.complexity(cfg.replace(stem="imagenet"), image_size)
+    lines = [
+        f"**{preset} is built exactly as the seed blog's code builds it, which differs from the paper:**",
+        f"- **Grouped first 1×1 conv** (`groups=C` in its `split_transforms`); the paper's is dense "
+        f"(Fig. 3c: only the 3×3 is grouped). With a dense 1×1 this model would have "
+        f"{fmt.count(dense.params)} params instead of {fmt.count(seed.params)} "
+        f"({fmt.percent_change(dense.params, seed.params)}) and {fmt.scaled(dense.macs, 'MACs')} "
+        f"instead of {fmt.scaled(seed.macs, 'MACs')} at {image_size}×{image_size}.",
+        f"- **Classifier hard-wired to 100 classes** (its `class_names` argument is never used): "
+        f"a 1000-class head would have {fmt.count(head_1000.params)} params.",
+        f"- **CIFAR stem** (3×3 conv, stride 1, no max-pool): at {image_size}×{image_size} every stage "
+        f"runs at 4× the ImageNet stem's resolution per side, {fmt.scaled(seed.macs, 'MACs')} vs "
+        f"{fmt.scaled(imagenet_stem.macs, 'MACs')} with the 7×7/2 stem and pool.",
+    ]
+    if preset == "seed_resnext152":
+        standard = resnext.complexity(cfg.replace(stage_blocks=(3, 8, 36, 3)), image_size)
+        lines.append(
+            f"- **Its 152 stacks (3, 4, 36, 3) blocks**, a {cfg.depth}-layer network; the paper's 152 "
+            f"is (3, 8, 36, 3): that layout would have {fmt.count(standard.params)} params.")
+    lines.append("- No special weight init in the seed (PyTorch defaults); this explorer uses "
+                 "Kaiming init, which changes no count.")
+    return "\n".join(lines)
+
+
+def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]], str]:
+    """torchinfo's summary of the model, built on the meta device (no weights allocated).
+
+    Returns the per-layer rows for a table and torchinfo's own text (for download).
+    """
+    import torch
+    import torchinfo
+
+    if isinstance(depth, float) and depth.is_integer():
+        depth = int(depth)
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 6:
+        raise ValueError(f"summary depth must be an integer in [1, 6], got {depth!r}")
+    model = resnext.build_model(selection.config, device="meta")
+    size = selection.image_size
+    stats = torchinfo.summary(
+        model, input_size=(1, 3, size, size), depth=depth, device=torch.device("meta"),
+        col_names=("input_size", "output_size", "num_params", "mult_adds"),
+        row_settings=("var_names",), mode="eval", verbose=0)
+    layers = stats.summary_list
+    rows = []
+    for index, layer in enumerate(layers):
+        if layer.depth > depth:
+            continue
+        # torchinfo lists an expanded container with only its "leftover" counts; show the
+        # totals of everything beneath it instead (layers come in depth-first order).
+        subtree = [layer]
+        for later in layers[index + 1:]:
+            if later.depth <= layer.depth:
+                break
+            subtree.append(later)
+        params = sum(p.numel() for p in layer.module.parameters())
+        macs = sum(item.macs for item in subtree if item.is_leaf_layer)
+        name = layer.var_name if layer.depth else type(model).__name__
+        rows.append([
+            ("· " * layer.depth) + str(name),
+            layer.class_name,
+            _shape(layer.input_size),
+            _shape(layer.output_size),
+            fmt.count(params) if params else "–",
+            fmt.count(macs) if macs else "–",
+        ])
+    return rows, str(stats)
+
+
+SUMMARY_COLUMNS = ["layer", "type", "input", "output", "params", "mult-adds (torchinfo)"]
+
+
+def _shape(size) -> str:
+    if not size:
+        return "–"
+    return "×".join(str(d) for d in size)

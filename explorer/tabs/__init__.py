@@ -1,0 +1,1 @@
+"""One module per tab: layout and wiring only; the work is in explorer.services."""

@@ -1,0 +1,16 @@
+"""Page styling. Colours come from Gradio's CSS variables so light and dark mode both read."""
+
+CSS = """
+.rx-title { font-weight: 600; margin: 0.2rem 0 0.6rem; color: var(--body-text-color); }
+.rx-cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 0.6rem; }
+.rx-card { border: 1px solid var(--border-color-primary); border-radius: var(--radius-lg);
+           padding: 0.6rem 0.8rem; background: var(--block-background-fill); }
+.rx-label { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.04em;
+            color: var(--body-text-color-subdued); }
+.rx-value { font-size: 1.45rem; font-weight: 700; color: var(--body-text-color);
+            font-variant-numeric: tabular-nums; }
+.rx-note { font-size: 0.78rem; color: var(--body-text-color-subdued); }
+.rx-error { border: 1px solid var(--error-border-color, #ef4444); border-radius: var(--radius-lg);
+            padding: 0.6rem 0.8rem; color: var(--error-text-color, #b91c1c);
+            background: var(--error-background-fill, #fef2f2); }
+"""
