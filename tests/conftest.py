@@ -38,3 +38,33 @@ def randomize_batchnorm(model: torch.nn.Module, generator: torch.Generator) -> N
             module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
             module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
             module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The real app, launched once per test session on a free loopback port."""
+    from explorer.app import create_app, launch_options
+
+    demo = create_app()
+    demo.queue(default_concurrency_limit=1)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **launch_options())
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    """A gradio_client connected to the session's app (one browser session's worth of state)."""
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
