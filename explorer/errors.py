@@ -33,10 +33,10 @@ def user_errors(fn: F) -> F:
         except expected as error:
             log.info("%s refused: %s", fn.__name__, error)
             # gr.Error renders HTML: escape, since messages can quote what the user sent.
-            raise gr.Error(html.escape(str(error)), print_exception=False) from None
+            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
         except Exception as error:  # noqa: BLE001 - last line of defence for the page
             log.exception("%s failed", fn.__name__)
-            raise gr.Error(html.escape(f"{fn.__name__} failed: {type(error).__name__}: {error}"),
+            raise gr.Error(html.escape(f"{fn.__name__} failed: {type(error).__name__}: {error}", quote=False),
                            print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]

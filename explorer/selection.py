@@ -109,6 +109,8 @@ def selection_from_controls(cardinality: Any, bottleneck_width: Any, blocks_text
     With `keep_complexity`, d is not read from its control but set from C by the paper's
     complexity-preserving rule (Table 2).
     """
+    if not isinstance(keep_complexity, bool):
+        raise ValueError(f"keep complexity must be True or False, got {keep_complexity!r}")
     cardinality = _as_int(cardinality)
     if keep_complexity:
         width = resnext.preserving_width(cardinality) if isinstance(cardinality, int) else cardinality

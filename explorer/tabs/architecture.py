@@ -11,6 +11,7 @@ import gradio as gr
 
 import resnext
 
+from ..components import guard_inputs
 from ..context import TabContext
 from ..errors import user_errors
 from ..selection import (
@@ -139,10 +140,10 @@ def build(ctx: TabContext) -> None:
         with gr.Column(scale=1, min_width=300):
             preset = gr.Dropdown(PRESET_CHOICES, value=initial.preset, label="Preset",
                                  info="named networks of the paper, torchvision and the seed blog")
-            cardinality = gr.Slider(1, 128, value=cfg.cardinality, step=1, precision=0,
+            cardinality = gr.Slider(1, 128, value=cfg.cardinality, step=1,
                                     label="Cardinality C", info="parallel paths per block")
             keep = gr.Checkbox(False, label="Keep complexity (set d from C, paper Table 2)")
-            width = gr.Slider(1, 128, value=cfg.bottleneck_width, step=1, precision=0,
+            width = gr.Slider(1, 128, value=cfg.bottleneck_width, step=1,
                               label="Bottleneck width d", info="channels per path in stage 1")
             depth = gr.Radio(DEPTH_CHOICES, value=depth_choice(cfg.stage_blocks), label="Depth",
                              info="26–200: four ImageNet stages; 29: the paper's CIFAR net")
@@ -154,8 +155,8 @@ def build(ctx: TabContext) -> None:
             grouped = gr.Checkbox(cfg.grouped_reduce, label="Seed's grouped first 1×1 conv")
             with gr.Row():
                 image_size = gr.Slider(*IMAGE_SIZE_RANGE, value=initial.image_size, step=1,
-                                       precision=0, label="Input resolution (pixels)")
-                classes = gr.Number(cfg.num_classes, precision=0, minimum=1, maximum=100_000,
+                                       label="Input resolution (pixels)")
+                classes = gr.Number(cfg.num_classes, minimum=1, maximum=100_000,
                                     label="Classes")
             baseline = gr.Dropdown(list(resnext.PRESETS), value=service.DEFAULT_BASELINE,
                                    label="Compare against")
@@ -170,7 +171,7 @@ def build(ctx: TabContext) -> None:
                 gr.Markdown("torchinfo's *Mult-Adds* also counts BatchNorm (one per parameter) "
                             "and the fc bias, so it reads slightly above the headline MACs.")
                 with gr.Row():
-                    summary_depth = gr.Slider(1, 4, value=3, step=1, precision=0,
+                    summary_depth = gr.Slider(1, 4, value=3, step=1,
                                               label="Summary depth")
                     summary_file = gr.File(label="Download the summary as text",
                                            interactive=False)
@@ -183,11 +184,12 @@ def build(ctx: TabContext) -> None:
     # API-only: the figures of a config JSON as one JSON object (no UI of its own).
     with gr.Group(visible=False):
         config_json_in = gr.Textbox()
-        image_size_in = gr.Number(precision=0)
+        image_size_in = gr.Number()
         figures_button = gr.Button()
         figures_out = gr.JSON()
 
     control_inputs = [cardinality, width, blocks, stem, form, grouped, classes, image_size, keep]
+    guard_inputs([*control_inputs, preset, depth, baseline, summary_depth, image_size_in])
     analyze_outputs = [ctx.selection, preset, width, depth, glance, stages, picture, config_json,
                        seed_note]
     settable = [cardinality, width, blocks, stem, form, grouped, classes, image_size, keep]

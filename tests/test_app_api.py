@@ -1,0 +1,112 @@
+"""The Architecture tab through the real HTTP API (gradio_client against a launched server)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from gradio_client.exceptions import AppError
+
+import resnext
+
+DEFAULTS = [32, 4, "3, 4, 6, 3", "imagenet", "c", False, 1000, 224, False, "resnet50"]
+
+
+def analyze(client, **changes):
+    names = ["cardinality", "bottleneck_width", "blocks_text", "stem", "block_form",
+             "grouped_reduce", "num_classes", "image_size", "keep_complexity", "baseline"]
+    values = dict(zip(names, DEFAULTS))
+    values.update(changes)
+    return client.predict(*values.values(), api_name="/analyze")
+
+
+def test_ping(client):
+    assert client.predict(api_name="/ping") == "ok"
+
+
+def test_analyze_resnext101_32x8d(client):
+    preset, width, depth, glance, stages, figure, config_json, seed = analyze(
+        client, bottleneck_width=8, blocks_text="3, 4, 23, 3")
+    assert preset["value"] == "resnext101_32x8d"
+    assert depth["value"] == "101"
+    assert "88,791,336" in glance and "16.41 GMACs" in glance
+    assert stages["data"][-1][-2:] == ["88,791,336", "16,414,015,488"]
+    assert json.loads(config_json)["bottleneck_width"] == 8
+    assert seed["visible"] is False
+
+
+def test_analyze_custom_and_keep_complexity(client):
+    preset, width, _, glance, *_ = analyze(client, cardinality=8, bottleneck_width=99,
+                                           keep_complexity=True)
+    assert preset["value"] == "custom"
+    assert width["value"] == 14 and width["interactive"] is False  # Table 2: C=8 -> d=14
+    expected = resnext.complexity(resnext.ResNeXtConfig(cardinality=8, bottleneck_width=14), 224)
+    assert f"{expected.params:,}" in glance
+
+
+def test_seed_preset_shows_its_note(client):
+    values = client.predict("seed_resnext50", 224, api_name="/apply_preset")
+    assert list(values[:3]) == [32, 4, "3, 4, 6, 3"] and values[3] == "cifar" and values[5] is True
+    result = analyze(client, stem="cifar", grouped_reduce=True, num_classes=100)
+    assert result[0]["value"] == "seed_resnext50"
+    assert result[-1]["visible"] is True and "14,788,772" in result[-1]["value"]
+
+
+@pytest.mark.parametrize("name", sorted(resnext.PRESETS))
+def test_every_preset_round_trips_through_the_controls(client, name):
+    values = client.predict(name, 224, api_name="/apply_preset")
+    result = client.predict(*values, "resnet50", api_name="/analyze")
+    assert result[0]["value"] == name
+    params = resnext.complexity(resnext.PRESETS[name], resnext.NATIVE_IMAGE_SIZE[name]).params
+    assert f"{params:,}" in result[3]
+
+
+def test_json_copy_and_paste(client):
+    text = analyze(client, cardinality=4, bottleneck_width=24, block_form="b")[6]
+    values = client.predict(text, api_name="/apply_json")
+    assert list(values) == [4, 24, "3, 4, 6, 3", "imagenet", "b", False, 1000, 224, False]
+
+
+def test_figures_endpoint(client):
+    data = client.predict(json.dumps({"cardinality": 64, "bottleneck_width": 4,
+                                      "stage_blocks": [3, 4, 23, 3]}), 224, api_name="/figures")
+    assert data["preset"] == "resnext101_64x4d"
+    assert data["params"] == 83_455_272 and data["macs"] == 15_460_270_080
+    assert [s["name"] for s in data["stages"]] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
+
+
+def test_summary_endpoint(client):
+    table, path = client.predict(32, 4, "3, 4, 6, 3", "imagenet", "c", False, 1000, 224, False, 2,
+                                 api_name="/summary")
+    assert table["data"][0][4] == "25,028,904"
+    text = Path(path).read_text()
+    assert "Total params: 25,028,904" in text and '"cardinality": 32' in text
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(cardinality=0), r"Cardinality C: Value 0 is less than minimum value 1"),
+    (dict(cardinality=100000), r"Cardinality C: Value 100000 is greater than maximum value 128"),
+    (dict(cardinality="abc"), r"Cardinality C: expected a number in \[1, 128\], got 'abc'"),
+    (dict(keep_complexity="yes"), r"(?i)keep complexity"),
+    (dict(blocks_text="3, 0, 6, 3"), r"stage_blocks\[1\] must be in \[1, 64\], got 0"),
+    (dict(blocks_text="<script>alert(1)</script>"), r"is not one"),
+    (dict(num_classes=0), r"Classes: Value 0 is less than minimum value 1"),
+    (dict(num_classes=2.5), r"num_classes must be an integer in \[1, 100000\], got 2.5"),
+    (dict(image_size=5), r"Input resolution \(pixels\): Value 5 is less than minimum value 16"),
+    (dict(stem="resnet"), r"Stem: .*resnet"),
+    (dict(baseline="vgg16"), r"Compare against: .*vgg16"),
+])
+def test_out_of_range_values_get_clear_errors_and_server_keeps_serving(client, changes, message):
+    with pytest.raises(AppError) as info:
+        analyze(client, **changes)
+    assert re.search(message, str(info.value)), str(info.value)
+    assert "Traceback" not in str(info.value)
+    assert client.predict(api_name="/ping") == "ok"
+    assert "25,028,904" in analyze(client)[3]
+
+
+def test_bad_json_is_explained(client):
+    with pytest.raises(AppError, match="not valid JSON"):
+        client.predict("{oops", api_name="/apply_json")
+    with pytest.raises(AppError, match=r"cardinality must be in \[1, 1024\], got 0"):
+        client.predict('{"cardinality": 0}', api_name="/apply_json")
