@@ -1,0 +1,361 @@
+"""The Run tab: measuring forward passes (service), its handlers, and the real HTTP API."""
+
+import json
+import time
+
+import pytest
+import torch
+from gradio_client.exceptions import AppError
+
+import resnext
+from explorer.selection import Selection
+from explorer.services import runner
+from explorer.services.models import IMAGENET, ModelCache, WeightsChoice, build_weighted_model
+from explorer.tabs import run as run_tab
+
+TINY = resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2, stage_blocks=(1, 1), stem="cifar")
+TINY_SIDE = 32
+TINY_JSON = json.dumps({**TINY.to_dict(), "image_size": TINY_SIDE})
+NO_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+HAS_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+
+
+def tiny_request(**changes):
+    values = dict(config=TINY, image_size=TINY_SIDE, device="cpu", batch_size=2, warmup=1,
+                  iterations=3)
+    values.update(changes)
+    return runner.make_request(**values)
+
+
+class SleepyModel(torch.nn.Module):
+    """Sleeps a known time per pass and records what it was given: timing with a known answer."""
+
+    def __init__(self, seconds: float, num_classes: int = 1000) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.num_classes = num_classes
+        self.calls = 0
+        self.inference_mode = []
+        self.channels_last = []
+        self.weight = torch.nn.Parameter(torch.zeros(4, 3, 1, 1))
+
+    def forward(self, x):
+        self.calls += 1
+        self.inference_mode.append(torch.is_inference_mode_enabled())
+        self.channels_last.append(x.is_contiguous(memory_format=torch.channels_last)
+                                  and not x.is_contiguous())
+        time.sleep(self.seconds)
+        return torch.zeros(x.shape[0], self.num_classes)
+
+
+def plan_for(request):
+    return runner.memory_plan(request.config, request.image_size, request.batch_size,
+                              request.dtype, request.device)
+
+
+# Measuring ---------------------------------------------------------------------------------
+
+def test_timings_have_a_known_answer_and_skip_warmup():
+    model = SleepyModel(0.02)
+    request = tiny_request(warmup=2, iterations=5)
+    result = runner.measure(model, request, plan_for(request))
+    assert model.calls == 7  # 2 warm-up + 5 timed
+    assert len(result.timings.seconds) == 5
+    assert all(model.inference_mode)
+    assert 20 <= result.median_ms < 200  # sleep(0.02) is at least 20 ms, noisy machine or not
+    assert result.p10_ms <= result.median_ms <= result.p90_ms
+    assert result.images_per_second == pytest.approx(2 / (result.median_ms / 1e3))
+
+
+def test_percentiles_interpolate_like_numpy():
+    timings = runner.Timings((5.0, 1.0, 3.0, 2.0, 4.0))
+    assert timings.median == 3.0
+    assert timings.percentile(10) == pytest.approx(1.4)
+    assert timings.percentile(90) == pytest.approx(4.6)
+    assert runner.Timings((7.0,)).percentile(90) == 7.0
+
+
+def test_real_run_reports_every_figure():
+    cache = ModelCache()
+    seen = []
+    result = runner.run(tiny_request(batch_size=3), lambda f, label: seen.append((f, label)),
+                        cache=cache)
+    macs = resnext.complexity(TINY, TINY_SIDE).macs
+    assert result.output_shape == (3, 1000) and result.shape_ok
+    assert result.macs_per_image == macs
+    assert result.gflops_per_second == pytest.approx(2 * macs * 3 / (result.median_ms / 1e3) / 1e9)
+    assert isinstance(result.peak_memory_bytes, int) and result.peak_memory_bytes >= 0
+    assert result.environment.torch_version == torch.__version__
+    assert result.environment.threads == torch.get_num_threads()
+    assert result.top5 is None  # random weights: no predictions shown
+    labels = [label for _, label in seen]
+    assert labels[0].startswith("building") and labels[-1] == "done"
+    assert labels[1:-1] == ["warm-up 1/1", "timed iteration 1/3", "timed iteration 2/3",
+                            "timed iteration 3/3"]
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    data = result.as_dict()
+    assert data["output_shape"] == [3, 1000] and len(data["iteration_ms"]) == 3
+    json.dumps(data)  # the API returns it as JSON
+
+
+def test_repeated_runs_reuse_the_cached_model():
+    cache = ModelCache()
+    runner.run(tiny_request(), cache=cache)
+    runner.run(tiny_request(batch_size=1, channels_last=True), cache=cache)
+    assert cache.builds == 1
+    runner.run(tiny_request(dtype="bfloat16"), cache=cache)
+    assert cache.builds == 2
+
+
+def test_channels_last_lays_out_input_and_restores_the_shared_model():
+    model = SleepyModel(0.0)
+    cache = ModelCache(builder=lambda *args: model)
+    runner.run(tiny_request(channels_last=True), cache=cache)
+    assert model.channels_last and all(model.channels_last)
+    assert model.weight.is_contiguous()  # back to the layout other tabs expect
+    model.channels_last.clear()
+    runner.run(tiny_request(channels_last=False), cache=cache)
+    assert not any(model.channels_last)
+
+
+def test_bfloat16_runs_in_bfloat16():
+    result = runner.run(tiny_request(dtype="bfloat16", iterations=1), cache=ModelCache())
+    assert result.dtype == "bfloat16" and result.shape_ok
+
+
+def test_top5_with_trained_weights_names_imagenet_classes():
+    trained = WeightsChoice(kind=IMAGENET, name="fake-for-test")
+
+    def builder(config, weights, device, dtype):
+        # Random weights standing in for a checkpoint; the fc bias makes class 1 win.
+        model = build_weighted_model(config, WeightsChoice(), device, dtype)
+        with torch.no_grad():
+            model.fc.weight.zero_()
+            model.fc.bias.zero_()
+            model.fc.bias[1] = 10.0
+            model.fc.bias[2] = 5.0
+        return model
+
+    result = runner.run(tiny_request(weights=trained, iterations=1),
+                        cache=ModelCache(builder=builder))
+    names = [name for name, _ in result.top5]
+    assert names[:2] == ["goldfish", "great white shark"] and len(names) == 5
+    probabilities = [p for _, p in result.top5]
+    assert probabilities == sorted(probabilities, reverse=True)
+    # softmax of logits 10, 5 and 998 zeros
+    denominator = torch.tensor(10.0).exp() + torch.tensor(5.0).exp() + 998
+    assert probabilities[0] == pytest.approx(float(torch.tensor(10.0).exp() / denominator), rel=1e-5)
+    assert probabilities[2] == pytest.approx(float(1 / denominator), rel=1e-5)
+
+
+def test_class_names_file_is_imagenet_order():
+    names = runner.load_class_names()
+    assert len(names) == 1000 and names[0] == "tench" and names[1] == "goldfish"
+
+
+def test_top5_of_a_head_without_imagenet_names():
+    logits = torch.tensor([0.0, 3.0, 1.0])
+    assert [name for name, _ in runner.top5(logits)] == ["class 1", "class 2", "class 0"]
+
+
+# Memory budget -----------------------------------------------------------------------------
+
+def test_memory_plan_is_linear_in_batch_and_halves_in_16_bits():
+    device = runner.resolve_device("cpu")
+    one = runner.memory_plan(TINY, TINY_SIDE, 1, "float32", device, budget_bytes=10**12)
+    eight = runner.memory_plan(TINY, TINY_SIDE, 8, "float32", device, budget_bytes=10**12)
+    half = runner.memory_plan(TINY, TINY_SIDE, 8, "bfloat16", device, budget_bytes=10**12)
+    report = resnext.complexity(TINY, TINY_SIDE)
+    assert one.weight_bytes == report.weight_bytes
+    assert eight.activation_bytes == 8 * one.activation_bytes == 8 * report.activation_bytes
+    assert half.estimate_bytes == eight.estimate_bytes // 2
+
+
+def test_default_budget_is_half_of_available_ram():
+    import psutil
+
+    plan = runner.memory_plan(TINY, TINY_SIDE, 1, "float32", runner.resolve_device("cpu"))
+    available = psutil.virtual_memory().available
+    assert 0.4 * available < plan.budget_bytes < 0.6 * available
+    assert "half of the available RAM" == plan.budget_source
+
+
+def test_run_over_budget_is_refused_before_building():
+    cache = ModelCache()
+    request = tiny_request(batch_size=64)
+    plan = plan_for(request)
+    with pytest.raises(runner.RunRefused) as refusal:
+        runner.run(request, cache=cache, budget_bytes=plan.estimate_bytes - 1)
+    message = str(refusal.value)
+    assert "over the budget" in message and "GB" in message
+    assert f"{plan.estimate_bytes / 1e9:,.2f} GB" in message
+    assert cache.builds == 0
+
+
+def test_out_of_memory_is_reported_and_the_next_run_works():
+    class Exhausted(torch.nn.Module):
+        def forward(self, x):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    cache = ModelCache(builder=lambda *args: Exhausted())
+    with pytest.raises(runner.RunRefused, match="ran out of memory"):
+        runner.run(tiny_request(), cache=cache)
+    assert runner.run(tiny_request(), cache=ModelCache()).shape_ok
+
+
+# Validation --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"batch_size": 0}, "batch size must be a whole number from 1 to 1024, got 0"),
+    ({"batch_size": 100000}, "batch size must be a whole number from 1 to 1024, got 100000"),
+    ({"batch_size": 2.5}, "batch size must be a whole number"),
+    ({"warmup": -1}, "warm-up iterations must be"),
+    ({"iterations": 0}, "timed iterations must be"),
+    ({"device": "tpu"}, "unknown device 'tpu'"),
+    ({"dtype": "float16"}, "dtype 'float16' is not offered on cpu"),
+    ({"dtype": "int8"}, "dtype 'int8' is not offered"),
+])
+def test_bad_requests_say_what_is_wrong(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_request(**changes)
+
+
+@HAS_CUDA
+def test_cuda_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="no such CUDA GPU"):
+        tiny_request(device="cuda")
+
+
+def test_cpu_offers_no_float16_and_says_why():
+    cpu = runner.resolve_device("cpu")
+    assert runner.dtype_choices(cpu) == ["float32", "bfloat16"]
+    assert "float16 is GPU-only" in runner.dtype_note(cpu)
+
+
+def test_api_weights_names():
+    assert runner.weights_from_name("random:7") == WeightsChoice(seed=7)
+    assert runner.weights_from_name("").kind == "random"
+    assert runner.weights_from_name("resnext50_32x4d.IMAGENET1K_V2").trained
+    with pytest.raises(ValueError, match="unknown weights"):
+        runner.weights_from_name("mystery")
+
+
+# Sweep -------------------------------------------------------------------------------------
+
+def test_sweep_measures_each_power_of_two():
+    sweep = runner.sweep(tiny_request(iterations=2), 4, cache=ModelCache())
+    assert [p.batch_size for p in sweep.points] == [1, 2, 4]
+    for point in sweep.points:
+        assert point.images_per_second == pytest.approx(point.batch_size / (point.median_ms / 1e3))
+        assert point.p10_ms <= point.median_ms <= point.p90_ms
+    assert sweep.skipped == []
+
+
+def test_sweep_stops_at_the_budget_and_says_so():
+    device = runner.resolve_device("cpu")
+    one = runner.memory_plan(TINY, TINY_SIDE, 1, "float32", device, budget_bytes=0)
+    budget = one.weight_bytes + int(2.5 * one.activation_bytes)  # batch 1 and 2 fit, 4 not
+    sweep = runner.sweep(tiny_request(iterations=1), 8, cache=ModelCache(), budget_bytes=budget)
+    assert [p.batch_size for p in sweep.points] == [1, 2]
+    assert len(sweep.skipped) == 1 and sweep.skipped[0].startswith("batch 4:")
+
+
+# GPU (real hardware only) ------------------------------------------------------------------
+
+@NO_CUDA
+def test_cuda_run_reports_max_memory_allocated():
+    result = runner.run(tiny_request(device="cuda:0", dtype="float16"), cache=ModelCache())
+    assert result.shape_ok and result.peak_memory_bytes > 0
+    assert torch.cuda.get_device_name(0) in result.environment.device_name
+    assert "max_memory_allocated" in result.memory_note
+
+
+# Handlers ----------------------------------------------------------------------------------
+
+def test_run_button_adds_rows_to_the_users_table():
+    selection = Selection(TINY, TINY_SIDE)
+    html, top5, history, table = run_tab.run_selected(
+        selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2, [])
+    assert "Median latency" in html and "2×1000" in html and "as expected" in html
+    assert top5["visible"] is False
+    assert len(history) == 1 and history[0][1] == TINY.name and history[0][6] == 2
+    _, _, history, _ = run_tab.run_selected(
+        selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)
+    assert [row[0] for row in history] == [1, 2]
+    assert history[1][4:7] == ["bfloat16", "channels-last", 1]
+
+
+def test_summary_warns_before_an_over_budget_run():
+    huge = Selection(resnext.PRESETS["resnext101_32x8d"], 1024)
+    text = run_tab.model_summary(huge, WeightsChoice(), "cpu", 1024, "float32")
+    assert "over budget" in text and "ResNeXt-101 (32x8d)" in text
+    fine = run_tab.model_summary(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu", 1, "float32")
+    assert ": fits." in fine and "random (seed 0)" in fine
+
+
+def test_device_change_offers_only_its_dtypes():
+    update = run_tab.device_options("cpu", "float16")
+    assert update["choices"] == ["float32", "bfloat16"] and update["value"] == "float32"
+
+
+def test_sweep_figure_plots_latency_and_throughput():
+    sweep = runner.Sweep([runner.SweepPoint(1, 10.0, 9.0, 12.0, 100.0),
+                          runner.SweepPoint(2, 15.0, 14.0, 16.0, 133.3)])
+    figure = run_tab.sweep_figure(sweep, "t")
+    latency, throughput = figure.data
+    assert list(latency.y) == [10.0, 15.0] and list(latency.error_y.array) == [2.0, 1.0]
+    assert list(throughput.y) == [100.0, 133.3]
+
+
+# HTTP API ----------------------------------------------------------------------------------
+
+def api_run(client, **changes):
+    values = dict(config_json=TINY_JSON, image_size=None, device="cpu", batch_size=2,
+                  dtype="float32", channels_last=False, warmup=1, iterations=2, weights="random")
+    values.update(changes)
+    return client.predict(*values.values(), api_name="/run")
+
+
+def test_api_run(client):
+    result = api_run(client, channels_last=True)
+    assert result["output_shape"] == [2, 1000] and result["shape_ok"] is True
+    assert result["median_ms"] > 0 and len(result["iteration_ms"]) == 2
+    assert result["channels_last"] is True and result["weights"] == "random (seed 0)"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"batch_size": 0}, "batch size must be a whole number from 1 to 1024, got 0"),
+    ({"batch_size": 100000}, "batch size must be a whole number from 1 to 1024"),
+    ({"device": "tpu"}, "unknown device"),
+    ({"dtype": "float16"}, "not offered on cpu"),
+    ({"config_json": "{\"cardinality\": 0}"}, "cardinality"),
+])
+def test_api_bad_values_get_clear_errors_and_the_server_keeps_serving(client, changes, message):
+    with pytest.raises(AppError, match=message):
+        api_run(client, **changes)
+    assert client.predict(api_name="/ping") == "ok"
+
+
+@HAS_CUDA
+def test_api_cuda_without_cuda(client):
+    with pytest.raises(AppError, match="no such CUDA GPU"):
+        api_run(client, device="cuda")
+
+
+def test_api_refuses_over_budget(client):
+    big = json.dumps({**resnext.PRESETS["resnext101_32x8d"].to_dict(), "image_size": 1024})
+    with pytest.raises(AppError, match="over the budget"):
+        api_run(client, config_json=big, batch_size=1024)
+    assert api_run(client)["shape_ok"] is True
+
+
+def test_api_sweep(client):
+    result = client.predict(TINY_JSON, None, "cpu", "float32", False, 1, 4, "random",
+                            api_name="/sweep")
+    assert [p["batch_size"] for p in result["points"]] == [1, 2, 4]
+
+
+def test_api_lists_run_and_sweep(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/run", "/sweep"} <= set(endpoints)
