@@ -68,3 +68,7 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+# Real-browser fixtures (`browser`, `page`), shared by every tests/test_browser_*.py.
+from browser import browser, page  # noqa: E402,F401

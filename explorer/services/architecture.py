@@ -10,6 +10,7 @@ from resnext import ComplexityReport
 
 from ..selection import Selection
 from . import formatting as fmt
+from . import plots
 
 DEFAULT_BASELINE = "resnet50"
 
@@ -100,41 +101,43 @@ def stage_rows(report: ComplexityReport) -> list[list[str]]:
 
 def network_figure(report: ComplexityReport):
     """Stage widths (channels, group width) above, feature-map resolution below."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     segments = [s for s in report.segments if s.kind != "head"]
     names = [s.name for s in segments]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        row_heights=[0.6, 0.4],
-                        subplot_titles=("Width: channels out of each stage and C·d inside its blocks",
-                                        "Resolution of each stage's output (pixels per side)"))
-    fig.add_trace(go.Bar(
-        x=names, y=[s.out_channels for s in segments], name="output channels",
-        text=[f"{s.out_channels:,}" for s in segments], textposition="outside",
-        hovertemplate="%{x}: %{y:,} output channels<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(
-        x=names, y=[s.group_width if s.kind == "stage" else 0 for s in segments],
-        name="group width C·d",
-        text=[f"{s.group_width:,}" if s.kind == "stage" else "" for s in segments],
-        textposition="outside",
-        customdata=[[s.blocks] for s in segments],
-        hovertemplate="%{x}: grouped 3×3 is %{y:,} channels wide, "
-                      "%{customdata[0]} blocks<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(
-        x=names, y=[s.out_height for s in segments], name="output side",
-        text=[f"{s.out_height}×{s.out_width}" for s in segments], textposition="outside",
-        marker_color="#2ca02c",
-        hovertemplate="%{x}: %{text} feature maps<extra></extra>"), row=2, col=1)
-    top = max(s.out_channels for s in segments)
-    fig.update_yaxes(title_text="channels", row=1, col=1, range=[0, top * 1.25])
-    fig.update_yaxes(title_text="pixels per side", row=2, col=1, rangemode="tozero",
-                     range=[0, max(s.out_height for s in segments) * 1.3])
-    fig.update_xaxes(title_text="stage (input at left)", row=2, col=1)
-    fig.update_layout(barmode="group", height=460, margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                      legend={"orientation": "h", "y": -0.18}, template="plotly_white",
-                      paper_bgcolor="rgba(0,0,0,0)")
-    return fig
+    stage_groups = [s.group_width if s.kind == "stage" else 0 for s in segments]
+    data = [
+        {"type": "bar", "x": names, "y": [s.out_channels for s in segments],
+         "name": "output channels", "text": [f"{s.out_channels:,}" for s in segments],
+         "textposition": "outside", "marker": {"color": "#636efa"},
+         "hovertemplate": "%{x}: %{y:,} output channels<extra></extra>"},
+        {"type": "bar", "x": names, "y": stage_groups, "name": "group width C·d",
+         "text": [f"{g:,}" if g else "" for g in stage_groups], "textposition": "outside",
+         "marker": {"color": "#ef553b"}, "customdata": [[s.blocks] for s in segments],
+         "hovertemplate": "%{x}: grouped 3×3 is %{y:,} channels wide, "
+                          "%{customdata[0]} blocks<extra></extra>"},
+        {"type": "bar", "x": names, "y": [s.out_height for s in segments], "xaxis": "x2",
+         "yaxis": "y2", "name": "output side",
+         "text": [f"{s.out_height}×{s.out_width}" for s in segments], "textposition": "outside",
+         "marker": {"color": "#2ca02c"},
+         "hovertemplate": "%{x}: %{text} feature maps<extra></extra>"},
+    ]
+    top = max(max(s.out_channels for s in segments), max(stage_groups))
+    layout = {
+        "barmode": "group", "height": 460,
+        # Two stacked panels sharing the stage axis (what make_subplots would lay out).
+        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False},
+        "yaxis": {"domain": [0.5, 1.0], "title": {"text": "channels"}, "range": [0, top * 1.25]},
+        "xaxis2": {"anchor": "y2", "title": {"text": "stage (input at left)"}},
+        "yaxis2": {"domain": [0.0, 0.36], "title": {"text": "pixels per side"},
+                   "range": [0, max(s.out_height for s in segments) * 1.35]},
+        "annotations": [
+            {"text": "Width: channels out of each stage and C·d inside its blocks",
+             "xref": "paper", "yref": "paper", "x": 0.5, "y": 1.06, "showarrow": False,
+             "font": {"size": 14}},
+            {"text": "Resolution of each stage's output (pixels per side)", "xref": "paper",
+             "yref": "paper", "x": 0.5, "y": 0.42, "showarrow": False, "font": {"size": 14}},
+        ],
+    }
+    return plots.figure(data, layout)
 
 
 def seed_note(preset: str, image_size: int) -> str:
