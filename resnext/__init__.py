@@ -37,7 +37,9 @@ _LAZY = {
     "load_weights": ".weights",
     "read_checkpoint": ".weights",
     "fetch_published": ".weights",
-    "preprocess": ".preprocess",
+    # A module named like the function would shadow it once imported: hence "imaging".
+    "preprocess": ".imaging",
+    "load_image": ".imaging",
 }
 
 
@@ -59,5 +61,5 @@ __all__ = [
     "PublishedWeights", "ResNeXt", "ResNeXtConfig", "SegmentCost", "WeightsError",
     "WeightsMismatchError", "WeightsUnavailableError", "build_model", "complexity",
     "convert_form", "convert_state_dict", "depth_of", "fetch_published", "load_weights",
-    "preserving_width", "preset_name", "read_checkpoint",
+    "load_image", "preprocess", "preserving_width", "preset_name", "read_checkpoint",
 ]
