@@ -110,3 +110,12 @@ def test_bad_json_is_explained(client):
         client.predict("{oops", api_name="/apply_json")
     with pytest.raises(AppError, match=r"cardinality must be in \[1, 1024\], got 0"):
         client.predict('{"cardinality": 0}', api_name="/apply_json")
+
+
+def test_depth_choice_sets_blocks_and_stem(client):
+    assert list(client.predict("29", "3, 4, 6, 3", "imagenet", api_name="/apply_depth")) == [
+        "3, 3, 3", "cifar"]
+    assert list(client.predict("152", "3, 3, 3", "cifar", api_name="/apply_depth")) == [
+        "3, 8, 36, 3", "imagenet"]
+    assert list(client.predict("custom", "2, 2", "cifar", api_name="/apply_depth")) == [
+        "2, 2", "cifar"]

@@ -89,3 +89,13 @@ def test_formatting():
     assert fmt.scaled(950_000, "B") == "950 kB"
     assert fmt.megabytes(100_115_616) == "100.1 MB"
     assert fmt.percent_change(110, 100) == "+10.0 %"
+
+
+def test_summary_files_are_named_by_content_and_bounded(tmp_path):
+    first = service.write_summary_file("a", tmp_path, keep=3)
+    assert service.write_summary_file("a", tmp_path, keep=3) == first
+    for text in "bcdef":
+        service.write_summary_file(text, tmp_path, keep=3)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 3
+    assert {f.read_text() for f in files} == {"d", "e", "f"}

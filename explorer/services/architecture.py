@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 from dataclasses import dataclass
+from pathlib import Path
 
 import resnext
 from resnext import ComplexityReport
@@ -214,6 +216,22 @@ def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]],
             fmt.count(macs) if macs else "–",
         ])
     return rows, str(stats)
+
+
+def write_summary_file(content: str, directory: Path, keep: int = 64) -> Path:
+    """Write a summary for download, named by its content; keep only the newest `keep` files.
+
+    The same config gives the same file, and the folder stays bounded however many
+    configs users try (Gradio serves a copy from its own cache).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    path = directory / f"resnext-summary-{digest}.txt"
+    path.write_text(content, encoding="utf-8")
+    files = sorted(directory.glob("resnext-summary-*.txt"), key=lambda p: p.stat().st_mtime_ns)
+    for old in files[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
 
 
 SUMMARY_COLUMNS = ["layer", "type", "input", "output", "params", "mult-adds (torchinfo)"]

@@ -82,11 +82,12 @@ def apply_preset(preset: str, image_size: float):
 
 @user_errors
 def apply_depth(depth: str, blocks_text: str, stem: str):
-    """Blocks-per-stage (and stem, for the CIFAR 29) for a depth choice."""
+    """Blocks-per-stage and stem for a depth choice: 29 is the paper's CIFAR net (Sec. 5.2),
+    26-200 are four-stage ImageNet nets (Table 1); 'custom' leaves both as they are."""
     blocks = blocks_for_depth(depth)
     if blocks is None:
         return blocks_text, stem
-    return format_blocks(blocks), ("cifar" if len(blocks) == 3 else stem)
+    return format_blocks(blocks), ("cifar" if int(depth) in resnext.CIFAR_DEPTHS else "imagenet")
 
 
 @user_errors
@@ -105,11 +106,9 @@ def summary(cardinality: float, bottleneck_width: float, blocks_text: str, stem:
                                         keep_complexity)
     progress(0.1, desc=f"building {selection.config.name} on the meta device")
     rows, text = service.summary_rows(selection, int(depth) if depth is not None else 3)
-    _SUMMARY_DIR.mkdir(exist_ok=True)
-    path = Path(tempfile.mkstemp(prefix="summary-", suffix=".txt", dir=_SUMMARY_DIR)[1])
-    path.write_text(f"{selection.config.name}, {selection.image_size}x{selection.image_size}\n"
-                    f"{selection.to_json()}\n{text}\n", encoding="utf-8")
-    return rows, str(path)
+    content = (f"{selection.config.name}, {selection.image_size}x{selection.image_size}\n"
+               f"{selection.to_json()}\n{text}\n")
+    return rows, str(service.write_summary_file(content, _SUMMARY_DIR))
 
 
 @user_errors
