@@ -7,7 +7,7 @@ import gradio as gr
 from .context import AppOptions, TabContext
 from .selection import default_selection
 from .services.models import WeightsChoice
-from .tabs import architecture, run
+from .tabs import architecture, complexity, run
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
 INTRO = (
@@ -34,6 +34,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture.build(ctx)
+            with gr.Tab("Complexity", id="complexity"):
+                complexity.build(ctx)
             with gr.Tab("Run", id="run"):
                 run.build(ctx)
         ping_button = gr.Button(visible=False)
