@@ -7,7 +7,7 @@ import gradio as gr
 from .context import AppOptions, TabContext
 from .selection import default_selection
 from .services.models import WeightsChoice
-from .tabs import architecture, complexity, run
+from .tabs import architecture, attributions, complexity, run
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
 INTRO = (
@@ -38,6 +38,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 complexity.build(ctx)
             with gr.Tab("Run", id="run"):
                 run.build(ctx)
+            with gr.Tab("Attributions", id="attributions"):
+                attributions.build(ctx)
         ping_button = gr.Button(visible=False)
         ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping", queue=False)
     return demo

@@ -1,0 +1,541 @@
+"""Attribution maps through Captum, and what is drawn from them: overlays, deletion curves,
+feature-map grids, top-5 predictions. Plain functions on models, tensors and arrays.
+
+Inputs are ImageNet-normalised (1, 3, H, W) tensors (`resnext.preprocess`), so the "black"
+baseline is the normalised value of a black pixel, not 0, and "remove a pixel" in the deletion
+curve means "set it to 0 in normalised space", i.e. the dataset's mean colour.
+
+Callers hold the model's cache lock while attributing: Captum registers hooks on the
+model's modules (DeepLift, Guided Grad-CAM, Grad-CAM) and two requests hooking one model
+at once would see each other's hooks.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+
+# name -> what a person reads. Order is the order of the method picker.
+METHODS: dict[str, str] = {
+    "gradcam": "Grad-CAM",
+    "guided_gradcam": "Guided Grad-CAM",
+    "saliency": "Saliency (gradient)",
+    "integrated_gradients": "Integrated Gradients",
+    "gradient_shap": "GradientShap",
+    "deeplift": "DeepLift",
+    "smoothgrad": "SmoothGrad (NoiseTunnel)",
+    "occlusion": "Occlusion",
+}
+BASELINES = ("black", "blurred", "noise")
+SIGNS = ("positive", "absolute", "all")
+COLORMAPS = ("inferno", "jet", "viridis", "hot", "coolwarm", "RdBu_r")
+SMOOTHGRAD_OVER = ("saliency", "integrated_gradients")
+
+
+class AttributionCancelled(Exception):
+    """The user pressed Cancel; raised from inside the model's forward to stop Captum."""
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """A method and the few parameters that matter for it (others are ignored)."""
+
+    method: str = "gradcam"
+    # Integrated Gradients (Sundararajan et al. 2017): Riemann/Gauss-Legendre steps along the
+    # straight path from the baseline, run `internal_batch_size` at a time so memory stays at
+    # one batch's activations whatever n_steps is.
+    n_steps: int = 32
+    baseline: str = "black"  # IG, DeepLift, GradientShap, Occlusion's fill
+    internal_batch_size: int = 8  # also SmoothGrad's and GradientShap's batch, Occlusion's
+    n_samples: int = 16  # GradientShap and SmoothGrad samples
+    # SmoothGrad (Smilkov et al. 2017) recommends noise of 10-20 % of the input's range.
+    noise_level: float = 0.15
+    smoothgrad_over: str = "saliency"
+    window: int = 32  # Occlusion (Zeiler & Fergus 2014): square patch side, pixels
+    stride: int = 16
+    layer: str = ""  # Grad-CAM layer ("layer4", "layer3.5"); "" = the last stage
+
+    def checked(self) -> "AttributionSettings":
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.baseline not in BASELINES:
+            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+        if self.smoothgrad_over not in SMOOTHGRAD_OVER:
+            raise ValueError(f"SmoothGrad runs over one of {', '.join(SMOOTHGRAD_OVER)}, "
+                             f"got {self.smoothgrad_over!r}")
+        ints = {"n_steps": (2, 512), "internal_batch_size": (1, 256), "n_samples": (1, 256),
+                "window": (1, 1024), "stride": (1, 1024)}
+        values = {}
+        for name, (low, high) in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+            values[name] = value
+        if not (isinstance(self.noise_level, (int, float)) and 0 < self.noise_level <= 1):
+            raise ValueError(f"noise level must be in (0, 1], got {self.noise_level!r}")
+        return replace(self, **values)
+
+
+@dataclass
+class Attribution:
+    method: str
+    target: int
+    values: np.ndarray  # (C, H, W) as Captum returned it; C = 1 for Grad-CAM
+    pixel_map: np.ndarray  # (H, W): channels summed, as captum.attr.visualization does
+    convergence_delta: float | None = None  # IG / DeepLift: sum(attr) - (f(x) - f(baseline))
+    seconds: float = 0.0
+
+
+@dataclass
+class DeletionCurve:
+    """Target probability as the most attributed pixels are removed (Petsiuk et al. 2018)."""
+
+    fractions: np.ndarray  # (steps + 1,) share of pixels removed, 0 .. 1
+    probabilities: np.ndarray  # (steps + 1,)
+    auc: float  # area under the curve: lower means the map found what the model uses
+
+
+# Layers and baselines --------------------------------------------------------------------
+
+def layer_choices(config: Any) -> list[str]:
+    """Grad-CAM layer names of a ResNeXt config: each stage, then each block ("layer3.5")."""
+    stages = [f"layer{i + 1}" for i in range(len(config.stage_blocks))]
+    blocks = [f"{stage}.{b}" for stage, count in zip(stages, config.stage_blocks)
+              for b in range(count)]
+    return stages + blocks
+
+
+def resolve_layer(model: Any, name: str) -> Any:
+    """The module for a layer name; "" means the last stage (Grad-CAM paper's choice: the last
+    convolutional features, best trade-off of semantics and spatial detail)."""
+    if not name:
+        stage_names = getattr(model, "stage_names", None)
+        if not stage_names:
+            raise ValueError("this model has no stages: name the Grad-CAM layer")
+        name = stage_names[-1]
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        known = layer_choices(model.config) if hasattr(model, "config") else []
+        raise ValueError(f"no layer {name!r} in this model"
+                         + (f"; choose one of {', '.join(known[:12])}, ..." if known else "")) from None
+
+
+def gaussian_blur(x: Any, sigma: float) -> Any:
+    """Separable Gaussian blur of (N, C, H, W), reflect-padded, each channel on its own."""
+    import torch
+    import torch.nn.functional as F
+
+    radius = max(1, int(3 * sigma))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()  # (2r+1,)
+    channels = x.shape[1]
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)  # (C, 1, 1, 2r+1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)  # (C, 1, 2r+1, 1)
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), horizontal, groups=channels)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), vertical, groups=channels)
+
+
+def make_baseline(x: Any, kind: str, seed: int = 0) -> Any:
+    """A reference image like x (1, 3, H, W), normalised as x is (ImageNet mean/std)."""
+    import torch
+
+    from resnext.imaging import IMAGENET_MEAN, IMAGENET_STD
+
+    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    if kind == "black":
+        return ((0.0 - mean) / std).expand_as(x).contiguous()
+    if kind == "blurred":
+        # Sturmfels et al. (Distill 2020, "Visualizing the impact of feature attribution
+        # baselines"): a blurred copy keeps colour but removes the detail a classifier uses.
+        return gaussian_blur(x, sigma=max(1.0, x.shape[-1] / 20))
+    if kind == "noise":
+        generator = torch.Generator().manual_seed(seed)
+        pixels = torch.rand(x.shape, generator=generator, dtype=torch.float32)
+        return ((pixels.to(x.device, x.dtype) - mean) / std)
+    raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
+
+
+# Progress and cancellation ---------------------------------------------------------------
+
+def expected_forwards(settings: AttributionSettings, height: int, width: int) -> int:
+    """How many model forward calls a method makes (for the progress bar)."""
+    s = settings
+    batches = math.ceil(s.n_steps / s.internal_batch_size)
+    if s.method == "integrated_gradients":
+        return batches + 1  # + the convergence-delta forward
+    if s.method == "gradient_shap":
+        return math.ceil(s.n_samples / s.internal_batch_size)
+    if s.method == "deeplift":
+        return 2
+    if s.method == "smoothgrad":
+        if s.smoothgrad_over == "saliency":
+            return math.ceil(s.n_samples / s.internal_batch_size)
+        return s.n_samples * batches
+    if s.method == "occlusion":
+        windows = ((max(height - s.window, 0) // s.stride + 1)
+                   * (max(width - s.window, 0) // s.stride + 1))
+        return 1 + math.ceil(windows / s.internal_batch_size)
+    return 2 if s.method == "guided_gradcam" else 1
+
+
+class ForwardMonitor:
+    """Counts the model's forward calls to report progress, and stops the run on cancel.
+
+    A forward pre-hook on the top module sees every batch Captum evaluates; raising from it
+    unwinds Captum, whose methods remove their own hooks in `finally` blocks.
+    """
+
+    def __init__(self, model: Any, expected: int,
+                 report: Callable[[float], None] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.model = model
+        self.expected = max(1, expected)
+        self.report = report
+        self.cancel = cancel
+        self.calls = 0
+        self._handle = None
+
+    def _before_forward(self, module: Any, inputs: Any) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise AttributionCancelled("cancelled")
+        self.calls += 1
+        if self.report is not None:
+            self.report(min(self.calls / self.expected, 1.0))
+
+    def __enter__(self) -> "ForwardMonitor":
+        self._handle = self.model.register_forward_pre_hook(self._before_forward)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._handle.remove()
+
+
+# Captum ----------------------------------------------------------------------------------
+
+def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSettings
+                     ) -> tuple[Any, Any]:
+    """Run one Captum method: (attributions (1, C, H, W), convergence delta or None).
+
+    Exactly the Captum calls, nothing else: the benchmark times this against the app's path.
+    """
+    import torch
+    from captum.attr import (
+        DeepLift,
+        GradientShap,
+        GuidedGradCam,
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        NoiseTunnel,
+        Occlusion,
+        Saliency,
+    )
+
+    s = settings
+    x = x.detach().requires_grad_(True)
+    height, width = x.shape[-2:]
+    if s.method == "saliency":
+        # Simonyan et al. 2014; signed here (abs=False) so the sign control can choose.
+        return Saliency(model).attribute(x, target=target, abs=False), None
+    if s.method == "integrated_gradients":
+        baseline = make_baseline(x.detach(), s.baseline)
+        return IntegratedGradients(model).attribute(
+            x, baselines=baseline, target=target, n_steps=s.n_steps,
+            internal_batch_size=s.internal_batch_size, return_convergence_delta=True)
+    if s.method == "gradient_shap":
+        # Lundberg & Lee 2017 (expected gradients): a baseline *distribution*. Captum batches
+        # all n_samples at once; the estimate is a mean over samples, so equal chunks averaged
+        # give the same estimator with one chunk's memory.
+        references = torch.cat([make_baseline(x.detach(), kind) for kind in BASELINES])
+        stdev = s.noise_level * float(x.detach().max() - x.detach().min())
+        chunks = [min(s.internal_batch_size, s.n_samples - start)
+                  for start in range(0, s.n_samples, s.internal_batch_size)]
+        explainer = GradientShap(model)
+        total = None
+        for size in chunks:
+            part = explainer.attribute(x, baselines=references, target=target, n_samples=size,
+                                       stdevs=stdev)
+            total = part * size if total is None else total + part * size
+        return total / s.n_samples, None
+    if s.method == "deeplift":
+        # Shrikumar et al. 2017 (Rescale rule); its delta checks summation-to-delta.
+        baseline = make_baseline(x.detach(), s.baseline)
+        return DeepLift(model).attribute(x, baselines=baseline, target=target,
+                                         return_convergence_delta=True)
+    if s.method == "smoothgrad":
+        stdev = s.noise_level * float(x.detach().max() - x.detach().min())
+        if s.smoothgrad_over == "saliency":
+            return NoiseTunnel(Saliency(model)).attribute(
+                x, nt_type="smoothgrad", nt_samples=s.n_samples,
+                nt_samples_batch_size=s.internal_batch_size, stdevs=stdev, target=target,
+                abs=False), None
+        baseline = make_baseline(x.detach(), s.baseline)
+        # One noisy copy at a time; IG then batches its steps internally.
+        return NoiseTunnel(IntegratedGradients(model)).attribute(
+            x, nt_type="smoothgrad", nt_samples=s.n_samples, nt_samples_batch_size=1,
+            stdevs=stdev, target=target, baselines=baseline, n_steps=s.n_steps,
+            internal_batch_size=s.internal_batch_size), None
+    if s.method == "occlusion":
+        window = min(s.window, height, width)
+        baseline = make_baseline(x.detach(), s.baseline)
+        return Occlusion(model).attribute(
+            x, sliding_window_shapes=(3, window, window), strides=(3, s.stride, s.stride),
+            baselines=baseline, target=target,
+            perturbations_per_eval=s.internal_batch_size), None
+    layer = resolve_layer(model, s.layer)
+    if s.method == "gradcam":
+        # Selvaraju et al. 2017, Eq. 2: ReLU keeps the features with a positive influence.
+        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
+        return LayerAttribution.interpolate(cam, (height, width), interpolate_mode="bilinear"), None
+    if s.method == "guided_gradcam":
+        return GuidedGradCam(model, layer).attribute(x, target=target,
+                                                     interpolate_mode="bilinear"), None
+    raise ValueError(f"unknown method {s.method!r}")
+
+
+def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
+              report: Callable[[float], None] | None = None,
+              cancel: threading.Event | None = None) -> Attribution:
+    """The app's attribution path: validated settings, progress and cancel, numpy result."""
+    settings = settings.checked()
+    start = time.perf_counter()
+    expected = expected_forwards(settings, x.shape[-2], x.shape[-1])
+    with ForwardMonitor(model, expected, report, cancel):
+        attributions, delta = captum_attribute(model, x, target, settings)
+    values = attributions.detach()[0].float().cpu().numpy()  # (C, H, W)
+    return Attribution(
+        method=settings.method, target=target, values=values, pixel_map=values.sum(axis=0),
+        convergence_delta=None if delta is None else float(delta.detach().reshape(-1)[0]),
+        seconds=time.perf_counter() - start)
+
+
+# Predictions -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def imagenet_class_names() -> tuple[str, ...]:
+    names = (ASSETS / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines()
+    return tuple(name.strip() for name in names if name.strip())
+
+
+def class_names_for(num_classes: int) -> tuple[str, ...]:
+    """ImageNet's names for a 1000-class head, else "class 0", "class 1", ..."""
+    if num_classes == 1000:
+        return imagenet_class_names()
+    return tuple(f"class {i}" for i in range(num_classes))
+
+
+def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> int:
+    """The class index for a target choice: "" / "predicted" -> predicted; an index; a name;
+    or "index: name" as the target picker lists them."""
+    if choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "predicted",
+                                                                                    "predicted class")):
+        return predicted
+    if isinstance(choice, (int, float)) and not isinstance(choice, bool) and float(choice).is_integer():
+        index = int(choice)
+    else:
+        text = str(choice).strip()
+        head = text.split(":", 1)[0].strip()
+        if head.isdigit():
+            index = int(head)
+        else:
+            matches = [i for i, name in enumerate(class_names) if name.lower() == text.lower()]
+            if not matches:
+                raise ValueError(f"no class named {text!r}; pick one from the list "
+                                 f"(e.g. {class_names[0]!r}) or give its index")
+            index = matches[0]
+    if not 0 <= index < len(class_names):
+        raise ValueError(f"class index must be in [0, {len(class_names) - 1}], got {index}")
+    return index
+
+
+def target_choices(num_classes: int) -> list[str]:
+    return ["predicted class"] + [f"{i}: {name}" for i, name in enumerate(class_names_for(num_classes))]
+
+
+def top_predictions(logits: Any, class_names: Sequence[str], k: int = 5) -> list[tuple[int, str, float]]:
+    """(index, name, probability) of the k most probable classes of logits (1, K)."""
+    import torch
+
+    probabilities = torch.softmax(logits.detach().float(), dim=1)[0]  # (K,)
+    values, indices = probabilities.topk(min(k, probabilities.numel()))
+    return [(int(i), class_names[int(i)], float(v)) for v, i in zip(values, indices)]
+
+
+# Faithfulness ----------------------------------------------------------------------------
+
+def deletion_curve(model: Any, x: Any, pixel_map: np.ndarray, target: int, steps: int = 16,
+                   batch_size: int = 8, seed: int = 0) -> DeletionCurve:
+    """Remove the most attributed pixels first, `1/steps` of them at a time, and track the
+    target's softmax probability (Petsiuk et al. 2018, RISE, "deletion" metric).
+
+    A removed pixel is set to 0 in normalised space (the dataset mean colour). Ties in the
+    map (e.g. all-zero regions) are broken in a fixed random order, not raster order.
+    """
+    import torch
+
+    height, width = pixel_map.shape
+    count = height * width
+    tie_break = np.random.default_rng(seed).permutation(count)
+    order = np.lexsort((tie_break, -pixel_map.reshape(-1)))  # most attributed first
+    rank = np.empty(count, dtype=np.int64)
+    rank[order] = np.arange(count)  # rank[p] = when pixel p is removed
+    rank_t = torch.from_numpy(rank.reshape(height, width)).to(x.device)
+    removed_counts = [round(count * k / steps) for k in range(steps + 1)]
+    probabilities = []
+    with torch.inference_mode():
+        for start in range(0, len(removed_counts), batch_size):
+            counts = torch.tensor(removed_counts[start:start + batch_size], device=x.device)
+            keep = (rank_t[None] >= counts[:, None, None]).to(x.dtype)  # (B, H, W)
+            batch = x.detach() * keep[:, None]  # (B, 3, H, W)
+            logits = model(batch)
+            probabilities.append(torch.softmax(logits.float(), dim=1)[:, target].cpu())
+    probs = torch.cat(probabilities).numpy().astype(np.float64)
+    fractions = np.asarray(removed_counts, dtype=np.float64) / count
+    return DeletionCurve(fractions, probs, float(np.trapezoid(probs, fractions)))
+
+
+# Drawing ---------------------------------------------------------------------------------
+
+def normalized_map(pixel_map: np.ndarray, sign: str, outlier_percent: float = 2.0) -> np.ndarray:
+    """Scale a map for display like captum.attr.visualization: the sign first, then divide
+    by the (100 - outlier_percent) percentile of |values| so a few extreme pixels don't wash
+    out the rest. Returns [0, 1] for positive/absolute, [-1, 1] for all."""
+    if sign not in SIGNS:
+        raise ValueError(f"sign must be one of {', '.join(SIGNS)}, got {sign!r}")
+    if sign == "positive":
+        values = np.clip(pixel_map, 0, None)
+    elif sign == "absolute":
+        values = np.abs(pixel_map)
+    else:
+        values = pixel_map
+    magnitudes = np.abs(values)
+    nonzero = magnitudes[magnitudes > 0]
+    if nonzero.size == 0:
+        return np.zeros_like(values, dtype=np.float64)  # nothing to show: the bare image
+    scale = np.percentile(magnitudes, 100 - outlier_percent)
+    if scale <= 0:
+        scale = nonzero.max()
+    low = -1.0 if sign == "all" else 0.0
+    return np.clip(values / scale, low, 1.0)
+
+
+def colorize(values: np.ndarray, colormap: str, signed: bool) -> np.ndarray:
+    """(H, W) in [0, 1] (or [-1, 1] when signed) -> (H, W, 3) float RGB in [0, 1]."""
+    import matplotlib
+
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colour map must be one of {', '.join(COLORMAPS)}, got {colormap!r}")
+    cmap = matplotlib.colormaps[colormap]
+    position = (values + 1) / 2 if signed else values
+    return cmap(position)[..., :3]
+
+
+def render_overlay(image: np.ndarray, pixel_map: np.ndarray, sign: str = "positive",
+                   colormap: str = "inferno", opacity: float = 0.6) -> np.ndarray:
+    """Blend a coloured map over the image: (H, W, 3) uint8.
+
+    Each pixel's blend weight is `opacity × |scaled value|`, so where the map is zero the
+    photo shows through unchanged and the colour appears only where there is attribution.
+    """
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity!r}")
+    if image.shape[:2] != pixel_map.shape:
+        raise ValueError(f"map {pixel_map.shape} and image {image.shape[:2]} differ in size")
+    values = normalized_map(pixel_map, sign)
+    colours = colorize(values, colormap, signed=(sign == "all"))  # (H, W, 3)
+    alpha = (opacity * np.abs(values))[..., None]  # (H, W, 1)
+    blended = (1 - alpha) * (image.astype(np.float64) / 255.0) + alpha * colours
+    return np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8)
+
+
+def render_map(pixel_map: np.ndarray, sign: str = "positive", colormap: str = "inferno") -> np.ndarray:
+    """The map alone, coloured: (H, W, 3) uint8 (for grids and thumbnails)."""
+    values = normalized_map(pixel_map, sign)
+    colours = colorize(values, colormap, signed=(sign == "all"))
+    return np.clip(np.rint(colours * 255), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class FeatureGrid:
+    stage: str
+    channels: int
+    side: tuple[int, int]
+    shown: list[int]  # channel indices, strongest first
+    image: np.ndarray  # (H, W, 3) uint8 grid of tiles
+
+    @property
+    def caption(self) -> str:
+        listed = ", ".join(f"#{c}" for c in self.shown)
+        return (f"{self.stage}: {self.channels} channels at {self.side[0]}×{self.side[1]}; "
+                f"strongest by mean activation: {listed}")
+
+
+def feature_map_grids(model: Any, x: Any, channels: int = 8, tile: int = 64, columns: int = 4,
+                      colormap: str = "viridis") -> list[FeatureGrid]:
+    """For each stage, its `channels` strongest channels (mean activation) as a tile grid.
+
+    Each tile is scaled to its own maximum: the grid shows *where* a channel fires; the
+    caption says which channels they are.
+    """
+    import matplotlib
+    import torch
+    import torch.nn.functional as F
+
+    cmap = matplotlib.colormaps[colormap]
+    with torch.inference_mode():
+        features = model.forward_features(x)  # list of (1, C_s, H_s, W_s)
+    grids = []
+    for name, feature in zip(model.stage_names, features):
+        maps = feature[0].float()  # (C, h, w)
+        count = min(channels, maps.shape[0])
+        strongest = maps.mean(dim=(1, 2)).topk(count).indices  # (count,)
+        chosen = maps[strongest]  # (count, h, w)
+        tiles = F.interpolate(chosen[None], size=(tile, tile), mode="nearest")[0]  # (count, t, t)
+        peak = tiles.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+        tiles = (tiles.clamp_min(0) / peak).cpu().numpy()  # (count, t, t) in [0, 1]
+        rows = math.ceil(count / columns)
+        gap = 2
+        canvas = np.full((rows * (tile + gap) - gap, min(count, columns) * (tile + gap) - gap, 3),
+                         255, dtype=np.uint8)
+        for index in range(count):
+            r, c = divmod(index, columns)
+            rgb = (cmap(tiles[index])[..., :3] * 255).astype(np.uint8)
+            canvas[r * (tile + gap):r * (tile + gap) + tile,
+                   c * (tile + gap):c * (tile + gap) + tile] = rgb
+        grids.append(FeatureGrid(name, maps.shape[0], tuple(maps.shape[1:]),
+                                 [int(i) for i in strongest], canvas))
+    return grids
+
+
+def deletion_figure(curves: Sequence[tuple[str, DeletionCurve]]):
+    """Plotly: target probability vs share of pixels removed, one line per map."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, curve in curves:
+        fig.add_trace(go.Scatter(
+            x=curve.fractions * 100, y=curve.probabilities, mode="lines+markers",
+            name=f"{label} (AUC {curve.auc:.3f})",
+            hovertemplate="%{x:.0f} % removed: p = %{y:.3f}<extra></extra>"))
+    fig.update_layout(
+        title="Deletion curve: most attributed pixels removed first (lower AUC = more faithful)",
+        xaxis_title="pixels removed (%)", yaxis_title="target class probability",
+        yaxis_rangemode="tozero", height=320, template="plotly_white",
+        margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.3},
+        paper_bgcolor="rgba(0,0,0,0)")
+    return fig

@@ -1,0 +1,42 @@
+"""Images for attribution: the sample photos, and an upload turned into what the network sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
+SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def sample_images() -> list[Path]:
+    """The sample photos shipped in assets/samples (see its README for their origin)."""
+    if not SAMPLES_DIR.is_dir():
+        return []
+    return sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+
+
+@dataclass
+class PreparedImage:
+    shown: np.ndarray  # (H, W, 3) uint8: the resized, centre-cropped image the network sees
+    tensor: Any  # (1, 3, H, W) float32, ImageNet-normalised
+
+
+def prepare_image(source: Any, weights_name: str | None, image_size: int) -> PreparedImage:
+    """Load an upload (path, bytes, array or PIL image) with the weights' eval transform.
+
+    Published weights use their own resize/crop (resnext.PUBLISHED_WEIGHTS); random or user
+    weights use the selected input size with ImageNet's 256:224 resize ratio.
+    """
+    from resnext.imaging import eval_sizes, load_image, normalize, resize_and_crop
+
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise ValueError("no image: upload a photo or pick a sample")
+    if isinstance(source, dict) and "path" in source:  # a FileData dict from the API
+        source = source["path"]
+    resize, crop = eval_sizes(weights_name, None if weights_name else image_size)
+    cropped = resize_and_crop(load_image(source), resize, crop)
+    return PreparedImage(np.asarray(cropped, dtype=np.uint8), normalize(cropped))
