@@ -20,6 +20,7 @@ from resnext import IMAGENET_DEPTHS, ROLE_LABELS, ROLES, ResNeXtConfig
 from resnext.config import BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE
 
 from ..selection import IMAGE_SIZE_RANGE, Selection
+from .plots import GRID_GREY, TEXT_GREY
 
 # Paper data -------------------------------------------------------------------------------
 
@@ -64,8 +65,6 @@ MAX_PINS = 8
 
 # Style: transparent backgrounds and a mid grey for text and grid, readable on Gradio's light
 # and dark themes alike (plotly figures don't follow the page's theme by themselves).
-TEXT_GREY = "#7c828c"
-GRID_GREY = "rgba(128, 128, 128, 0.25)"
 ROLE_COLORS = {"stem": "#9d9da4", "reduce": "#4c78a8", "grouped": "#f58518",
                "expand": "#54a24b", "shortcut": "#b279a2", "fc": "#e45756"}
 SERIES_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#b279a2", "#72b7b2", "#eeca3b",

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-# Transparent backgrounds and no fixed text colour: Gradio's light and dark themes both
-# show through, and plotly's default text colour reads on either.
+# Transparent backgrounds, mid-grey text and faint grids: readable on Gradio's light and
+# dark themes alike (plotly's default templates assume a white page).
+TEXT_GREY = "#7c828c"
+GRID_GREY = "rgba(128, 128, 128, 0.25)"
+_AXIS = {"gridcolor": GRID_GREY, "linecolor": GRID_GREY, "zerolinecolor": GRID_GREY,
+         "automargin": True}
+
 BASE_LAYOUT: dict[str, Any] = {
-    "template": "plotly_white",
+    "template": "none",
     "paper_bgcolor": "rgba(0,0,0,0)",
     "plot_bgcolor": "rgba(0,0,0,0)",
-    "font": {"size": 12},
+    "font": {"size": 12, "color": TEXT_GREY},
     "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-    "legend": {"orientation": "h", "y": -0.2},
+    "legend": {"orientation": "h", "y": -0.2, "bgcolor": "rgba(0,0,0,0)"},
 }
 
 
@@ -25,4 +30,7 @@ def figure(data: list[dict[str, Any]], layout: dict[str, Any]):
     import plotly.graph_objects as go
 
     merged = {**BASE_LAYOUT, **layout}
+    for name, axis in merged.items():
+        if name.startswith(("xaxis", "yaxis")):
+            merged[name] = {**_AXIS, **axis}
     return go.Figure(data=data, layout=merged, _validate=False)
