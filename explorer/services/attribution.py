@@ -530,7 +530,7 @@ def deletion_figure(curves: Sequence[tuple[str, DeletionCurve]]):
     for label, curve in curves:
         fig.add_trace(go.Scatter(
             x=curve.fractions * 100, y=curve.probabilities, mode="lines+markers",
-            name=f"{label} (AUC {curve.auc:.3f})",
+            name=f"{label} (AUC {curve.auc:.3g})",
             hovertemplate="%{x:.0f} % removed: p = %{y:.3f}<extra></extra>"))
     fig.update_layout(
         title="Deletion curve: most attributed pixels removed first (lower AUC = more faithful)",

@@ -165,9 +165,9 @@ def _summary(result: dict, class_names: tuple[str, ...], weights: WeightsChoice,
     attribution = result["attribution"]
     target = result["target"]
     lines = [f"**{service.METHODS[attribution.method]}** for **{html.escape(class_names[target])}** "
-             f"(class {target}, p = {result['probability']:.3f}) · {html.escape(config_name)}, "
+             f"(class {target}, p = {result['probability']:.3g}) · {html.escape(config_name)}, "
              f"{html.escape(weights.label)}",
-             f"- Faithfulness: deletion-curve AUC **{result['curve'].auc:.3f}** "
+             f"- Faithfulness: deletion-curve AUC **{result['curve'].auc:.3g}** "
              f"(probability of the target as the most attributed pixels are removed; lower = "
              f"the map found what the model uses)"]
     if attribution.convergence_delta is not None:
@@ -278,7 +278,8 @@ def run_grid(image: Any, mode: str, methods: list[str] | None, compare_preset: s
         unknown = [m for m in chosen if m not in service.METHODS]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(service.METHODS)}")
-        jobs = [(m, weights, None, service.METHODS[m]) for m in chosen]
+        model_name = model_for(weights, selection)[0].name
+        jobs = [(m, weights, None, model_name) for m in chosen]
     elif mode == "configs":
         if compare_preset not in resnext.PRESETS:
             raise ValueError(f"compare with one of {', '.join(resnext.PRESETS)}, got {compare_preset!r}")
@@ -308,14 +309,14 @@ def run_grid(image: Any, mode: str, methods: list[str] | None, compare_preset: s
                                          opacity)
         name = class_names[result["target"]]
         caption = (f"{label}: {service.METHODS[job_method]} · {name} · "
-                   f"AUC {result['curve'].auc:.3f}")
+                   f"AUC {result['curve'].auc:.3g}")
         gallery.append((overlay, caption))
         curves.append((label if mode == "configs" else service.METHODS[job_method], result["curve"]))
         delta = ("" if attribution.convergence_delta is None
                  else f"{attribution.convergence_delta:+.1e}")
         lines.append(f"| {html.escape(label)} | {service.METHODS[job_method]} | "
-                     f"{html.escape(name)} ({result['probability']:.3f}) | "
-                     f"{result['curve'].auc:.3f} | {delta} | {attribution.seconds:.2f} s |")
+                     f"{html.escape(name)} ({result['probability']:.3g}) | "
+                     f"{result['curve'].auc:.3g} | {delta} | {attribution.seconds:.2f} s |")
     table = ("| model | method | target (p) | deletion AUC | convergence δ | time |\n"
              "|---|---|---|---|---|---|\n" + "\n".join(lines)
              + f"\n\nWhole request {time.perf_counter() - start:.2f} s.")
@@ -392,7 +393,7 @@ def build(ctx: TabContext) -> None:
                                      file_types=[".pth", ".pt"], visible=False, type="filepath")
                 apply_weights = gr.Button("Use these weights")
                 weights_status = gr.Markdown(describe(WeightsChoice(), initial))
-            image = uploaded_image(label="Image",
+            image = uploaded_image(label="Image", elem_id="attr-image",
                              sources=["upload", "clipboard"], height=260)
             if samples:
                 gr.Examples(samples, inputs=image, label="Sample photos (assets/samples)")
