@@ -279,11 +279,11 @@ def test_run_button_adds_rows_to_the_users_table():
         selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2, [])
     assert "Median latency" in html and "2×1000" in html and "as expected" in html
     assert top5["visible"] is False
-    assert len(history) == 1 and history[0][1] == TINY.name and history[0][6] == 2
+    assert len(history) == 1 and history[0][1] == TINY.name and history[0][3] == 2
     _, _, history, _ = run_tab.run_selected(
         selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)
     assert [row[0] for row in history] == [1, 2]
-    assert history[1][4:7] == ["bfloat16", "channels-last", 1]
+    assert history[1][3:5] == [1, "cpu · bfloat16 · channels-last"]
 
 
 def test_summary_warns_before_an_over_budget_run():
@@ -297,6 +297,13 @@ def test_summary_warns_before_an_over_budget_run():
 def test_device_change_offers_only_its_dtypes():
     update = run_tab.device_options("cpu", "float16")
     assert update["choices"] == ["float32", "bfloat16"] and update["value"] == "float32"
+
+
+def test_sweep_button_shows_the_chart():
+    plot, note = run_tab.sweep_selected(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu",
+                                        "float32", False, 1, 2)
+    assert plot["visible"] is True and [list(t.x) for t in plot["value"].data] == [[1, 2]] * 2
+    assert note["visible"] is False
 
 
 def test_sweep_figure_plots_latency_and_throughput():

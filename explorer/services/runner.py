@@ -417,8 +417,10 @@ def _memory_tracking(device: DeviceInfo) -> Iterator[dict]:
         with _RssSampler() as sampler:
             yield record
         record["peak"] = sampler.increase
-        record["note"] = ("increase of the process's peak RSS during the passes over its RSS "
-                          "before them (weights already resident; shared with other users' work)")
+        record["note"] = (f"rise of the process's RSS during the passes over "
+                          f"{_gb(sampler.before)} before them (weights resident; memory freed by "
+                          f"earlier runs is reused, so a repeat run can read 0); peak "
+                          f"{_gb(sampler.peak)}")
     else:
         yield record
         record["peak"] = None

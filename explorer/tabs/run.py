@@ -21,8 +21,8 @@ from ..services.models import WeightsChoice
 # Every forward pass, from the page or the API, waits in this one queue: two runs at once
 # would compete for the same cores or GPU and both timings would be wrong.
 FORWARD_QUEUE = {"concurrency_id": "forward", "concurrency_limit": 1}
-HISTORY_COLUMNS = ["#", "network", "px", "device", "dtype", "layout", "batch", "median ms",
-                   "p10–p90 ms", "images/s", "GFLOP/s", "peak memory", "weights"]
+HISTORY_COLUMNS = ["#", "network", "px", "batch", "run on", "median ms", "p10–p90 ms",
+                   "images/s", "GFLOP/s", "peak memory", "weights"]
 SWEEP_MAX_CHOICES = [b for b in runner.SWEEP_BATCHES if b >= 2]
 
 
@@ -68,9 +68,9 @@ def result_html(result: runner.RunResult) -> str:
 
 
 def history_row(number: int, result: runner.RunResult) -> list[Any]:
-    return [number, result.config.name, result.image_size, result.environment.device,
-            result.dtype, "channels-last" if result.channels_last else "NCHW",
-            result.batch_size, round(result.median_ms, 2),
+    layout = "channels-last" if result.channels_last else "NCHW"
+    return [number, result.config.name, result.image_size, result.batch_size,
+            f"{result.environment.device} · {result.dtype} · {layout}", round(result.median_ms, 2),
             f"{result.p10_ms:,.2f}–{result.p90_ms:,.2f}", round(result.images_per_second, 1),
             round(result.gflops_per_second, 1), _memory_text(result.peak_memory_bytes),
             result.weights_label]
@@ -207,7 +207,8 @@ def sweep_selected(selection: Selection, weights: WeightsChoice | None, device: 
              f"{request.device.key}, {request.dtype}, {layout}, {request.iterations} timed passes "
              f"per point")
     note = "\n".join(f"- Not run: {html.escape(s)}" for s in sweep.skipped)
-    return sweep_figure(sweep, title), gr.update(value=note, visible=bool(note))
+    return (gr.update(value=sweep_figure(sweep, title), visible=True),
+            gr.update(value=note, visible=bool(note)))
 
 
 @user_errors
@@ -257,23 +258,24 @@ def build(ctx: TabContext) -> None:
                 iterations = gr.Slider(*runner.ITERATIONS_RANGE, value=10, step=1, precision=0,
                                        label="Timed passes", info="median and p10/p90 of these")
             run_button = gr.Button("Run", variant="primary")
-            with gr.Row(equal_height=True):
+            with gr.Group():
                 max_batch = gr.Dropdown(SWEEP_MAX_CHOICES, value=16, label="Sweep up to batch",
-                                        scale=1, min_width=120)
-                sweep_button = gr.Button("Sweep batch sizes", scale=1)
+                                        info="batch 1, 2, 4, … up to this; each point is a full run")
+                sweep_button = gr.Button("Sweep batch sizes")
         with gr.Column(scale=3):
             summary = gr.Markdown()
-            results = gr.HTML(
+            results = gr.HTML(elem_id="run-results", value=
                 '<div class="rx-note">Press <b>Run</b> to time forward passes of this network. '
                 'Runs from every user wait in one queue, so timings are not shared with '
                 'another run.</div>', label="Result")
             top5 = gr.Label(num_top_classes=5, visible=False)
-            sweep_plot = gr.Plot(label="Batch-size sweep")
+            sweep_plot = gr.Plot(label="Batch-size sweep", visible=False, elem_id="run-sweep")
             sweep_note = gr.Markdown(visible=False)
             with gr.Row():
                 gr.Markdown("**Your runs** (this browser session only)")
                 clear_button = gr.Button("Clear table", size="sm", scale=0, min_width=110)
-            table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True)
+            table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True,
+                                 elem_id="run-table")
     history = gr.State([])
     # API-only inputs: a config as JSON and plain values, so a script needs no browser state.
     # No bounds here: the service checks every value and says what is wrong.
@@ -302,11 +304,13 @@ def build(ctx: TabContext) -> None:
     run_button.click(run_selected,
                      [ctx.selection, ctx.weights, device, batch, dtype, channels_last, warmup,
                       iterations, history], [results, top5, history, table],
-                     api_visibility="private", show_progress="full", **FORWARD_QUEUE)
+                     api_visibility="private", show_progress="full", show_progress_on=results,
+                     **FORWARD_QUEUE)
     sweep_button.click(sweep_selected,
                        [ctx.selection, ctx.weights, device, dtype, channels_last, iterations,
                         max_batch], [sweep_plot, sweep_note],
-                       api_visibility="private", show_progress="full", **FORWARD_QUEUE)
+                       api_visibility="private", show_progress="full", show_progress_on=results,
+                       **FORWARD_QUEUE)
     clear_button.click(clear_history, None, [history, table], api_visibility="private",
                        queue=False)
     device.change(device_options, [device, dtype], dtype, api_visibility="private",
