@@ -27,8 +27,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.device != "cpu":
+        # Checked now (this imports torch) so a wrong --device is a clear message at start,
+        # not a surprise on the first run.
+        from .services.devices import resolve_device
+
+        try:
+            args.device = resolve_device(args.device).key
+        except ValueError as error:
+            print(f"python -m explorer: --device: {error}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .app import launch_options, create_app
+    from .app import create_app, launch_options
     from .context import AppOptions
 
     demo = create_app(AppOptions(default_device=args.device))

@@ -366,3 +366,19 @@ def test_api_sweep(client):
 def test_api_lists_run_and_sweep(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/run", "/sweep"} <= set(endpoints)
+
+
+def test_imagenet_weights_bring_their_own_architecture():
+    """As in the Attributions tab: ImageNet weights run on their preset at their crop size."""
+    from explorer.selection import Selection
+    from explorer.services.models import IMAGENET, WeightsChoice
+    from explorer.tabs import run as run_tab
+
+    custom = Selection(resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2,
+                                             stage_blocks=(1, 1), stem="cifar"), 32)
+    weights = WeightsChoice(kind=IMAGENET, name="resnext101_32x8d.IMAGENET1K_V2")
+    text = run_tab.model_summary(custom, weights, "cpu", 1, "float32")
+    assert "ResNeXt-101 (32x8d) (resnext101_32x8d) at 224×224" in text
+    assert "the architecture of these ImageNet weights" in text
+    assert "ResNeXt-" in run_tab.model_summary(custom, None, "cpu", 1, "float32")
+    assert "at 32×32" in run_tab.model_summary(custom, None, "cpu", 1, "float32")

@@ -20,6 +20,7 @@ from resnext import IMAGENET_DEPTHS, ROLE_LABELS, ROLES, ResNeXtConfig
 from resnext.config import BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE
 
 from ..selection import IMAGE_SIZE_RANGE, Selection
+from . import plots
 from .plots import GRID_GREY, TEXT_GREY
 
 # Paper data -------------------------------------------------------------------------------
@@ -84,20 +85,14 @@ def _subplots(**kwargs: Any):
 
 
 def _style(fig, height: int, legend_y: float = 1.12, legend_anchor: str = "bottom"):
+    plots.restyle(fig)
     fig.update_layout(
-        template="none", height=height, paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)", font={"color": TEXT_GREY, "size": 13},
+        height=height, font={"size": 13},
         margin={"l": 70, "r": 20, "t": 70, "b": 60},
         legend={"orientation": "h", "x": 0, "y": legend_y, "yanchor": legend_anchor,
                 "bgcolor": "rgba(0,0,0,0)"},
         hoverlabel={"namelength": -1},
     )
-    fig.update_xaxes(gridcolor=GRID_GREY, linecolor=GRID_GREY, zerolinecolor=GRID_GREY,
-                     automargin=True)
-    fig.update_yaxes(gridcolor=GRID_GREY, linecolor=GRID_GREY, zerolinecolor=GRID_GREY,
-                     automargin=True)
-    # Subplot titles are annotations; give them the same grey as the rest of the text.
-    fig.update_annotations(font_color=TEXT_GREY)
     return fig
 
 

@@ -43,3 +43,17 @@ def resolve_device(key: str) -> DeviceInfo:
         raise ValueError(f"device {key!r} is not available: this machine has no such CUDA GPU "
                          f"(available: {names})")
     raise ValueError(f"unknown device {key!r}; available on this machine: {names}")
+
+
+# What a device dropdown shows before torch is imported (the page must not wait for torch
+# to start): the CPU, and the --device option's choice, which __main__ has already checked.
+def initial_choices(default: str) -> list[tuple[str, str]]:
+    choices = [("CPU", "cpu")]
+    if default != "cpu":
+        choices.append((default, default))
+    return choices
+
+
+def device_choices() -> list[tuple[str, str]]:
+    """(label, key) of every device, for a dropdown filled in when the page loads."""
+    return [(device.label, device.key) for device in available_devices()]

@@ -34,3 +34,14 @@ def figure(data: list[dict[str, Any]], layout: dict[str, Any]):
         if name.startswith(("xaxis", "yaxis")):
             merged[name] = {**_AXIS, **axis}
     return go.Figure(data=data, layout=merged, _validate=False)
+
+
+def restyle(fig):
+    """Give a figure built with plotly's helpers (e.g. make_subplots) the same theme-safe look."""
+    fig.update_layout(template="none", paper_bgcolor=BASE_LAYOUT["paper_bgcolor"],
+                      plot_bgcolor=BASE_LAYOUT["plot_bgcolor"], font=BASE_LAYOUT["font"])
+    fig.update_xaxes(**_AXIS)
+    fig.update_yaxes(**_AXIS)
+    # Subplot titles are annotations: give them the text grey too.
+    fig.update_annotations(font_color=TEXT_GREY)
+    return fig

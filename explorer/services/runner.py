@@ -198,6 +198,18 @@ class Environment:
         return dict(self.__dict__)
 
 
+def cpu_model_name() -> str:
+    """The CPU's marketing name (Linux: /proc/cpuinfo); else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: DeviceInfo) -> Environment:
     import torch
 
@@ -207,7 +219,7 @@ def environment(device: DeviceInfo) -> Environment:
     elif device.kind == "mps":
         name = "Apple GPU (MPS)"
     else:
-        name = platform.processor() or platform.machine()
+        name = cpu_model_name()
     return Environment(torch.__version__, platform.python_version(), device.key, name,
                        torch.get_num_threads(), f"{platform.system()} {platform.machine()}")
 

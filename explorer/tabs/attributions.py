@@ -20,7 +20,7 @@ from ..context import TabContext
 from ..errors import user_errors
 from ..selection import Selection, default_selection
 from ..services import attribution as service
-from ..services.devices import available_devices, resolve_device
+from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.images import prepare_image, sample_images
 from ..services.models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import KIND_LABELS, RANDOM_NOTE, choose_weights, describe, model_for
@@ -374,9 +374,7 @@ def show_weight_inputs(kind: str):
 
 def build(ctx: TabContext) -> None:
     initial = default_selection()
-    devices = available_devices()
-    device_keys = [d.key for d in devices]
-    default_device = ctx.options.default_device if ctx.options.default_device in device_keys else "cpu"
+    default_device = ctx.options.default_device
     samples = [str(p) for p in sample_images()]
     last = gr.State(None)
     with gr.Row(equal_height=False):
@@ -423,7 +421,8 @@ def build(ctx: TabContext) -> None:
                 internal_batch_size = gr.Slider(1, 64, value=8, step=1,
                                                 label="Internal batch size",
                                                 info="images per forward: bounds memory")
-            device = gr.Dropdown([(d.label, d.key) for d in devices], value=default_device,
+            # Filled with every device when the page loads (torch is not imported before).
+            device = gr.Dropdown(initial_choices(default_device), value=default_device,
                                  label="Device")
             with gr.Row():
                 run = gr.Button("Explain", variant="primary")
@@ -491,3 +490,5 @@ def build(ctx: TabContext) -> None:
         api_name="feature_maps", **ATTRIBUTION_QUEUE)
     cancel.click(request_cancel, None, None, cancels=[run_event, grid_event, features_event],
                  api_visibility="private", queue=False)
+    ctx.demo.load(lambda: gr.update(choices=device_choices()), None, device,
+                  api_visibility="private", show_progress="hidden")

@@ -14,9 +14,10 @@ from ..context import TabContext
 from ..errors import user_errors
 from ..selection import Selection, check_image_size
 from ..services import formatting as fmt
-from ..services import runner
-from ..services.devices import available_devices, resolve_device
-from ..services.models import WeightsChoice
+from ..services import plots, runner
+from ..services.devices import DeviceInfo, device_choices, initial_choices, resolve_device
+from ..services.models import IMAGENET, WeightsChoice
+from ..services.weights_choice import model_for
 
 # Every forward pass, from the page or the API, waits in this one queue: two runs at once
 # would compete for the same cores or GPU and both timings would be wrong.
@@ -102,15 +103,20 @@ def sweep_figure(sweep: runner.Sweep, title: str):
     fig.update_yaxes(title_text="ms per batch", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="images per second", rangemode="tozero", row=1, col=2)
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=380, showlegend=False,
-                      margin={"l": 60, "r": 20, "t": 70, "b": 50}, template="plotly_white",
-                      paper_bgcolor="rgba(0,0,0,0)")
-    return fig
+                      margin={"l": 60, "r": 20, "t": 70, "b": 50})
+    return plots.restyle(fig)
 
 
 # Handlers ---------------------------------------------------------------------------------
 
 def _weights(weights: WeightsChoice | None) -> WeightsChoice:
     return weights if isinstance(weights, WeightsChoice) else WeightsChoice()
+
+
+def _network_for(weights: WeightsChoice, selection: Selection) -> Selection:
+    """ImageNet weights bring their own architecture and crop (as in the Attributions tab)."""
+    config, image_size, _ = model_for(weights, selection)
+    return Selection(config, image_size)
 
 
 def _reporter(progress: Any) -> runner.Progress:
@@ -131,11 +137,14 @@ def model_summary(selection: Selection, weights: WeightsChoice | None, device: s
                   batch_size: float, dtype: str) -> str:
     """Which network, weights and memory estimate a Run would use, before pressing it."""
     weights = _weights(weights)
+    selection = _network_for(weights, selection)
     cfg = selection.config
     preset = resnext.preset_name(cfg)
+    source = ("the architecture of these ImageNet weights" if weights.kind == IMAGENET
+              else "set in the Architecture tab")
     lines = [f"**Network:** {cfg.name}{f' ({preset})' if preset else ''} at "
-             f"{selection.image_size}×{selection.image_size}, {cfg.num_classes} classes — set in "
-             f"the Architecture tab.",
+             f"{selection.image_size}×{selection.image_size}, {cfg.num_classes} classes — "
+             f"{source}.",
              f"**Weights:** {weights.label} — chosen in the Attributions tab."]
     try:
         info = resolve_device(device)
@@ -159,6 +168,7 @@ def run_selected(selection: Selection, weights: WeightsChoice | None, device: st
                  iterations: float, history: list, progress=gr.Progress()):
     """The Run button: measure, show the result, and add it to this user's table."""
     weights = _weights(weights)
+    selection = _network_for(weights, selection)
     request = runner.make_request(selection.config, selection.image_size, device, batch_size,
                                   dtype, bool(channels_last), warmup, iterations, weights)
     result = runner.run(request, _reporter(progress))
@@ -199,6 +209,7 @@ def sweep_selected(selection: Selection, weights: WeightsChoice | None, device: 
                    channels_last: bool, iterations: float, max_batch: float,
                    progress=gr.Progress()):
     """The sweep button: latency and throughput for batch 1, 2, 4, ... up to `max_batch`."""
+    selection = _network_for(_weights(weights), selection)
     request = runner.make_request(selection.config, selection.image_size, device, 1, dtype,
                                   bool(channels_last), 1, iterations, _weights(weights))
     sweep = runner.sweep(request, max_batch, _reporter(progress))
@@ -227,29 +238,21 @@ def clear_history():
 
 # Layout -----------------------------------------------------------------------------------
 
-def _initial_device(wanted: str) -> tuple[str, str]:
-    """The device the dropdown starts on (the --device option), and a note if it is absent."""
-    try:
-        return resolve_device(wanted).key, ""
-    except ValueError as error:
-        return "cpu", f"The --device option asked for {wanted!r}, which is not usable: {error}. Using the CPU."
-
-
 def build(ctx: TabContext) -> None:
-    devices = available_devices()
-    device_key, device_problem = _initial_device(ctx.options.default_device)
-    initial_dtypes = runner.dtype_choices(resolve_device(device_key))
+    device_key = ctx.options.default_device
+    # The CPU's dtypes until the page loads and the device list is read (torch stays unimported
+    # until then, so the server starts as fast as Gradio itself); a GPU default refines them.
+    cpu = DeviceInfo("cpu", "CPU", "cpu")
+    initial_dtypes = runner.dtype_choices(cpu)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=300):
-            device = gr.Dropdown([(d.label, d.key) for d in devices], value=device_key,
+            device = gr.Dropdown(initial_choices(device_key), value=device_key,
                                  label="Device", info="devices this machine has")
-            if device_problem:
-                gr.Markdown(device_problem, elem_classes="rx-error")
             batch = gr.Number(1, minimum=runner.BATCH_RANGE[0], maximum=runner.BATCH_RANGE[1],
                               precision=0, label="Batch size",
                               info=f"{runner.BATCH_RANGE[0]}–{runner.BATCH_RANGE[1]} images per pass")
             dtype = gr.Radio(initial_dtypes, value="float32", label="dtype",
-                             info=runner.dtype_note(resolve_device(device_key)))
+                             info=runner.dtype_note(cpu))
             channels_last = gr.Checkbox(False, label="Channels-last memory format",
                                         info="NHWC weights and input; often faster for convs")
             with gr.Row():
@@ -274,8 +277,11 @@ def build(ctx: TabContext) -> None:
             with gr.Row():
                 gr.Markdown("**Your runs** (this browser session only)")
                 clear_button = gr.Button("Clear table", size="sm", scale=0, min_width=110)
+            # Widths as shares of the panel, so all eleven columns fit a laptop screen.
             table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True,
-                                 elem_id="run-table")
+                                 elem_id="run-table",
+                                 column_widths=["4%", "15%", "5%", "6%", "16%", "8%", "12%",
+                                                "8%", "8%", "9%", "9%"])
     history = gr.State([])
     # API-only inputs: a config as JSON and plain values, so a script needs no browser state.
     # No bounds here: the service checks every value and says what is wrong.
@@ -315,6 +321,8 @@ def build(ctx: TabContext) -> None:
                        queue=False)
     device.change(device_options, [device, dtype], dtype, api_visibility="private",
                   show_progress="hidden")
+    ctx.demo.load(lambda: gr.update(choices=device_choices()), None, device,
+                  api_visibility="private", show_progress="hidden")
     summary_inputs = [ctx.selection, ctx.weights, device, batch, dtype]
     for trigger in (ctx.demo.load, ctx.selection.change, ctx.weights.change, device.change,
                     batch.change, dtype.change):
