@@ -61,9 +61,18 @@ class WeightsChoice:
 
 def build_weighted_model(config: ResNeXtConfig, weights: WeightsChoice, device: str = "cpu",
                          dtype: str = "float32") -> Any:
-    """A new eval-mode model with `weights`, on `device` in `dtype` (no caching)."""
+    """A new eval-mode model with `weights`, on `device` in `dtype` (no caching).
+
+    Refuses (RunRefused) a network whose weights alone exceed the memory budget, before
+    allocating anything: every path that builds a model comes through here.
+    """
     import torch
 
+    from .devices import resolve_device
+    from .memory import check_budget, memory_plan
+
+    check_budget(memory_plan(config, 1, 0, dtype, resolve_device(device)),
+                 f"Building {config.name}")
     if weights.kind == RANDOM:
         torch.manual_seed(weights.seed)  # the caller holds the cache lock: no interleaving
         model = resnext.build_model(config)

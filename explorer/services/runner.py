@@ -26,25 +26,27 @@ import resnext
 from resnext import ResNeXtConfig
 
 from .devices import DeviceInfo, resolve_device
+# The memory budget is shared with the model cache and the Attributions tab.
+from .memory import (  # noqa: F401 - re-exported: runner.memory_plan etc.
+    BUDGET_FRACTION,
+    DTYPE_BYTES,
+    MemoryPlan,
+    RunRefused,
+    check_budget,
+    free_memory,
+    gigabytes,
+    memory_plan,
+)
 from .models import IMAGENET, MODEL_CACHE, ModelCache, WeightsChoice
 
 BATCH_RANGE = (1, 1024)
 WARMUP_RANGE = (0, 50)
 ITERATIONS_RANGE = (1, 500)
-# Bytes per element of each dtype a user can pick; the library's byte counts are float32.
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-# Fraction of free memory a run may plan to use: the rest is left for the app, other users'
-# models in the cache and the operating system.
-BUDGET_FRACTION = 0.5
 INPUT_SEED = 0  # the benchmark input is the same seeded noise every run, so runs compare
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CLASS_NAMES_PATH = Path(__file__).resolve().parents[2] / "assets" / "imagenet_classes.txt"
 
 Progress = Callable[[float, str], None]
-
-
-class RunRefused(ValueError):
-    """A run that was not started (over budget, out of memory): the message says why."""
 
 
 # What a user may ask for ------------------------------------------------------------------
@@ -119,68 +121,6 @@ def make_request(config: ResNeXtConfig, image_size: int, device: str, batch_size
         raise ValueError(f"channels_last must be true or false, got {channels_last!r}")
     return RunRequest(config, image_size, info, batch_size, dtype, channels_last, warmup,
                       iterations, weights or WeightsChoice())
-
-
-# Memory budget ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MemoryPlan:
-    weight_bytes: int
-    activation_bytes: int  # for the whole batch
-    budget_bytes: int
-    budget_source: str  # what the budget is half of, in words
-
-    @property
-    def estimate_bytes(self) -> int:
-        return self.weight_bytes + self.activation_bytes
-
-    @property
-    def fits(self) -> bool:
-        return self.estimate_bytes <= self.budget_bytes
-
-
-def free_memory(device: DeviceInfo) -> tuple[int, str]:
-    """Free bytes on `device` and where the figure comes from."""
-    if device.kind == "cuda":
-        import torch
-
-        free, _total = torch.cuda.mem_get_info(torch.device(device.key))
-        return free, f"free memory on {device.key}"
-    import psutil
-
-    # MPS shares the system's unified memory, so RAM is its limit too.
-    return psutil.virtual_memory().available, "available RAM"
-
-
-def memory_plan(config: ResNeXtConfig, image_size: int, batch_size: int, dtype: str,
-                device: DeviceInfo, budget_bytes: int | None = None) -> MemoryPlan:
-    """Weights + every layer's output for the batch, from `resnext.complexity` (exact counts).
-
-    Conservative on purpose: under inference_mode most outputs are freed as the pass goes,
-    but a run the estimate admits will not run out of memory half-way.
-    """
-    report = resnext.complexity(config, image_size)
-    scale = DTYPE_BYTES[dtype] / 4  # the report counts float32 bytes
-    if budget_bytes is None:
-        free, source = free_memory(device)
-        budget_bytes, source = int(free * BUDGET_FRACTION), f"half of the {source}"
-    else:
-        source = "the given budget"
-    return MemoryPlan(int(report.weight_bytes * scale),
-                      int(report.activation_bytes * scale * batch_size), budget_bytes, source)
-
-
-def _gb(num_bytes: float) -> str:
-    return f"{num_bytes / 1e9:,.2f} GB"
-
-
-def check_budget(plan: MemoryPlan, what: str) -> None:
-    if not plan.fits:
-        raise RunRefused(
-            f"{what} would need about {_gb(plan.estimate_bytes)} (weights "
-            f"{_gb(plan.weight_bytes)} + activations {_gb(plan.activation_bytes)}, a conservative "
-            f"estimate), over the budget of {_gb(plan.budget_bytes)} ({plan.budget_source}). "
-            f"Use a smaller batch, a lower resolution or a smaller network.")
 
 
 # Measuring --------------------------------------------------------------------------------
@@ -423,16 +363,16 @@ def _memory_tracking(device: DeviceInfo) -> Iterator[dict]:
         yield record
         record["peak"] = torch.cuda.max_memory_allocated(index)
         record["note"] = (f"torch.cuda.max_memory_allocated during the passes (weights "
-                          f"included); {_gb(record['peak'] - before)} above the weights and "
+                          f"included); {gigabytes(record['peak'] - before)} above the weights and "
                           f"inputs already resident")
     elif device.kind == "cpu":
         with _RssSampler() as sampler:
             yield record
         record["peak"] = sampler.increase
         record["note"] = (f"rise of the process's RSS during the passes over "
-                          f"{_gb(sampler.before)} before them (weights resident; memory freed by "
+                          f"{gigabytes(sampler.before)} before them (weights resident; memory freed by "
                           f"earlier runs is reused, so a repeat run can read 0); peak "
-                          f"{_gb(sampler.peak)}")
+                          f"{gigabytes(sampler.peak)}")
     else:
         yield record
         record["peak"] = None
@@ -566,8 +506,8 @@ def run(request: RunRequest, progress: Progress | None = None,
     except _out_of_memory_errors() as error:
         _free_device_cache(request.device)
         raise RunRefused(f"{request.device.key} ran out of memory ({str(error).splitlines()[0]}); "
-                         f"its cache was emptied. The estimate was {_gb(plan.estimate_bytes)} "
-                         f"against a budget of {_gb(plan.budget_bytes)}: try a smaller batch.")
+                         f"its cache was emptied. The estimate was {gigabytes(plan.estimate_bytes)} "
+                         f"against a budget of {gigabytes(plan.budget_bytes)}: try a smaller batch.")
     except RuntimeError as error:
         # CPU allocation failures arrive as plain RuntimeErrors.
         if "can't allocate memory" in str(error) or "out of memory" in str(error).lower():

@@ -21,6 +21,7 @@ from ..errors import user_errors
 from ..selection import Selection, default_selection
 from ..services import attribution as service
 from ..services.devices import device_choices, initial_choices, resolve_device
+from ..services.memory import check_budget, memory_plan
 from ..services.images import prepare_image, sample_images
 from ..services.models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import KIND_LABELS, RANDOM_NOTE, choose_weights, describe, model_for
@@ -180,9 +181,17 @@ def _summary(result: dict, class_names: tuple[str, ...], weights: WeightsChoice,
     return "\n".join(lines)
 
 
-def _model_entry(weights: WeightsChoice, selection: Selection, device: str):
+def _model_entry(weights: WeightsChoice, selection: Selection, device: str, images: int = 1):
+    """The cached model for a request, after checking its memory fits the budget.
+
+    `images` is how many images one forward-and-backward pass holds (the internal batch of
+    IG, GradientShap, SmoothGrad); gradients about double what the forward keeps, hence 2x.
+    """
     config, size, preprocess_with = model_for(weights, selection)
-    entry = MODEL_CACHE.get(config, weights, resolve_device(device).key)
+    info = resolve_device(device)
+    check_budget(memory_plan(config, size, 2 * images, "float32", info),
+                 f"Attributing {config.name} at {size}×{size} with {images} image(s) per pass")
+    entry = MODEL_CACHE.get(config, weights, info.key)
     return entry, config, size, preprocess_with
 
 
@@ -218,7 +227,8 @@ def run_attribution(image: Any, method: str, target: Any, n_steps: float, baseli
     settings = _settings(method, n_steps, baseline, internal_batch_size, n_samples, noise_level,
                          smoothgrad_over, window, stride, layer)
     progress(0.0, desc="loading the model")
-    entry, config, size, preprocess_with = _model_entry(weights, selection, device)
+    entry, config, size, preprocess_with = _model_entry(weights, selection, device,
+                                                        settings.internal_batch_size)
     prepared = prepare_image(image, preprocess_with, size)
     class_names = service.class_names_for(config.num_classes)
     try:
@@ -296,7 +306,8 @@ def run_grid(image: Any, mode: str, methods: list[str] | None, compare_preset: s
         settings = _settings(job_method, n_steps, baseline, internal_batch_size, n_samples,
                              noise_level, smoothgrad_over, window, stride,
                              layer if preset is None else "")
-        entry, config, size, preprocess_with = _model_entry(job_weights, job_selection, device)
+        entry, config, size, preprocess_with = _model_entry(job_weights, job_selection, device,
+                                                            settings.internal_batch_size)
         prepared = prepare_image(image, preprocess_with, size)
         class_names = service.class_names_for(config.num_classes)
         stage = _GridProgress(progress, index, len(jobs))
