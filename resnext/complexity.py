@@ -39,7 +39,8 @@ ROLE_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+# slots: a report holds hundreds of these and up to 256 reports are memoised.
+@dataclass(frozen=True, slots=True)
 class LayerCost:
     name: str  # module path in the built model (form c names), e.g. "layer2.0.conv2"
     kind: str  # conv | bn | relu | maxpool | avgpool | fc
@@ -57,7 +58,7 @@ class LayerCost:
     activations: int  # elements of this layer's output at batch 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentCost:
     """The stem, one stage, or the head (pooling + fc)."""
 
@@ -211,7 +212,7 @@ def complexity(cfg: ResNeXtConfig, image_size: int | tuple[int, int] = 224) -> C
     return _complexity(cfg, height, width)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=256)
 def _complexity(cfg: ResNeXtConfig, height: int, width: int) -> ComplexityReport:
     tally = _Tally()
     segments: list[SegmentCost] = []

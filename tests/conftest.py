@@ -72,3 +72,13 @@ def client(app_url):
 
 # Real-browser fixtures (`browser`, `page`), shared by every tests/test_browser_*.py.
 from browser import browser, page  # noqa: E402,F401
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true", default=False,
+                     help="run long tests in full (the ~60 s, 8-client load test)")
+
+
+@pytest.fixture(scope="session")
+def full_run(request) -> bool:
+    return bool(request.config.getoption("--full"))

@@ -3,6 +3,7 @@ torchinfo summary, JSON copy/paste, and the seed blog's differences."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from ..selection import (
 from ..services import architecture as service
 
 PRESET_CHOICES = [*resnext.PRESETS, CUSTOM]
+# Arithmetic-only handlers (a few ms, thread-safe): many users at once, in a queue of their
+# own, so they never wait behind a summary, a run or an attribution.
+CHEAP = {"concurrency_id": "cheap", "concurrency_limit": 8}
 _SUMMARY_DIR = Path(tempfile.gettempdir()) / "resnext-explorer-summaries"
 
 
@@ -126,7 +130,7 @@ def figures_json(config_json: str, image_size: float | None = None) -> dict:
         "image_size": selection.image_size,
         "preset": selection.preset,
         **service.headline(selection).as_dict(),
-        "stages": [seg.__dict__ for seg in report.segments],
+        "stages": [dataclasses.asdict(seg) for seg in report.segments],
     }
 
 
@@ -203,18 +207,19 @@ def build(ctx: TabContext) -> None:
     def analyze_on(listener, api_name: str | None = None) -> None:
         visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
         then_summary(listener(analyze, [*control_inputs, baseline], analyze_outputs,
-                              trigger_mode="always_last", show_progress="hidden", **visibility))
+                              trigger_mode="always_last", show_progress="hidden",
+                              **CHEAP, **visibility))
 
     def set_controls_then_analyze(event) -> None:
         then_summary(event.success(analyze, [*control_inputs, baseline], analyze_outputs,
-                                   api_visibility="private", show_progress="hidden"))
+                                   api_visibility="private", show_progress="hidden", **CHEAP))
 
     # One named endpoint per action (README: "HTTP API"); the other triggers are private twins,
     # registered after the named ones so those keep their names.
     summary_depth.release(summary, api_name="summary", **summary_io)
     analyze_on(cardinality.input, api_name="analyze")
     figures_button.click(figures_json, [config_json_in, image_size_in], figures_out,
-                         api_name="figures")
+                         api_name="figures", **CHEAP)
     for control in (width, image_size, stem, form, grouped, keep, baseline):
         analyze_on(control.input)
     analyze_on(classes.submit)
