@@ -14,6 +14,8 @@ from typing import Any
 import resnext
 from resnext import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig
 
+from .validation import whole_number
+
 IMAGE_SIZE_RANGE = (16, 1024)
 CUSTOM = "custom"
 # Depth choices of the depth control: four-stage ImageNet layouts and the CIFAR 29.
@@ -50,12 +52,7 @@ def default_selection() -> Selection:
 
 
 def check_image_size(value: Any) -> int:
-    low, high = IMAGE_SIZE_RANGE
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"input resolution must be an integer in [{low}, {high}], got {value!r}")
-    return value
+    return whole_number("input resolution", value, *IMAGE_SIZE_RANGE)
 
 
 def parse_blocks(text: str) -> tuple[int, ...]:

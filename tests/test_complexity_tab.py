@@ -151,7 +151,7 @@ def test_invalid_points_are_skipped_and_said():
     (("depth", 26, 300), "must be in [26, 200]"),
     (("width", 1, 4), "sweep variable"),
     (("cardinality", 1, 4, 1), "number of points"),
-    (("cardinality", 1.5, 4), "whole number"),
+    (("cardinality", 1.5, 4), "must be an integer, got 1.5"),
     (("cardinality", 1, 4, 4, "cubic"), "spacing"),
 ])
 def test_bad_sweep_requests_say_why(args, message):

@@ -11,6 +11,7 @@ import resnext
 from resnext import ComplexityReport
 
 from ..selection import Selection
+from ..validation import whole_number
 from . import formatting as fmt
 from . import plots
 
@@ -182,10 +183,7 @@ def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]],
     import torch
     import torchinfo
 
-    if isinstance(depth, float) and depth.is_integer():
-        depth = int(depth)
-    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 6:
-        raise ValueError(f"summary depth must be an integer in [1, 6], got {depth!r}")
+    depth = whole_number("summary depth", depth, 1, 6)
     model = resnext.build_model(selection.config, device="meta")
     size = selection.image_size
     stats = torchinfo.summary(

@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..validation import whole_number
+
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 # name -> what a person reads. Order is the order of the method picker.
@@ -76,12 +78,7 @@ class AttributionSettings:
                 "window": (1, 1024), "stride": (1, 1024)}
         values = {}
         for name, (low, high) in ints.items():
-            value = getattr(self, name)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-            values[name] = value
+            values[name] = whole_number(name, getattr(self, name), low, high)
         if not (isinstance(self.noise_level, (int, float)) and 0 < self.noise_level <= 1):
             raise ValueError(f"noise level must be in (0, 1], got {self.noise_level!r}")
         return replace(self, **values)

@@ -20,6 +20,7 @@ from resnext import IMAGENET_DEPTHS, ROLE_LABELS, ROLES, ResNeXtConfig
 from resnext.config import BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE
 
 from ..selection import IMAGE_SIZE_RANGE, Selection
+from ..validation import whole_number
 from . import plots
 from .plots import GRID_GREY, TEXT_GREY
 
@@ -236,11 +237,7 @@ class SweepRequest:
 
 
 def _whole(value: Any, what: str) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be a whole number, got {value!r}")
-    return value
+    return whole_number(what, value)
 
 
 def variable_of(selection: Selection, variable: str) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 import resnext
 from resnext import ResNeXtConfig
 
+from ..validation import whole_number
 from .devices import DeviceInfo, resolve_device
 # The memory budget is shared with the model cache and the Attributions tab.
 from .memory import (  # noqa: F401 - re-exported: runner.memory_plan etc.
@@ -82,12 +83,7 @@ def dtype_note(device: DeviceInfo) -> str:
 
 
 def _whole_number(name: str, value: Any, bounds: tuple[int, int]) -> int:
-    low, high = bounds
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return value
+    return whole_number(name, value, *bounds)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import resnext
 from resnext import ResNeXtConfig
 
 from ..selection import Selection
+from ..validation import whole_number
 from .models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 
 KINDS = (RANDOM, IMAGENET, UPLOAD)
@@ -67,11 +68,7 @@ def choose_weights(kind: str, seed: Any, name: str | None, checkpoint: Any, sele
     if kind not in KINDS:
         raise ValueError(f"weights kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if kind == RANDOM:
-        if isinstance(seed, float) and seed.is_integer():
-            seed = int(seed)
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-            raise ValueError(f"seed must be a whole number in [0, 2^31), got {seed!r}")
-        return WeightsChoice(kind=RANDOM, seed=seed)
+        return WeightsChoice(kind=RANDOM, seed=whole_number("seed", seed, 0, 2**31 - 1))
     if kind == IMAGENET:
         if name not in resnext.PUBLISHED_WEIGHTS:
             raise ValueError(f"unknown ImageNet weights {name!r}; choose one of "

@@ -22,6 +22,7 @@ from ..selection import Selection, default_selection
 from ..services import attribution as service
 from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.memory import check_budget, memory_plan
+from ..validation import whole_number
 from ..services.images import prepare_image, sample_images
 from ..services.models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import KIND_LABELS, RANDOM_NOTE, choose_weights, describe, model_for
@@ -348,12 +349,9 @@ class _GridProgress:
 def feature_maps(image: Any, selection: Any, weights: Any, device: str, channels: float = 8):
     """Each stage's strongest channels for the image (API: /feature_maps): gallery items."""
     selection, weights = _state(selection, weights)
+    channels = whole_number("channels per stage", channels, 1, 32)  # before building anything
     entry, config, size, preprocess_with = _model_entry(weights, selection, device)
     prepared = prepare_image(image, preprocess_with, size)
-    if isinstance(channels, float) and channels.is_integer():
-        channels = int(channels)
-    if isinstance(channels, bool) or not isinstance(channels, int) or not 1 <= channels <= 32:
-        raise ValueError(f"channels per stage must be an integer in [1, 32], got {channels!r}")
     with entry.lock:
         model = entry.model
         x = prepared.tensor.to(next(model.parameters()).device)
