@@ -382,3 +382,14 @@ def test_imagenet_weights_bring_their_own_architecture():
     assert "the architecture of these ImageNet weights" in text
     assert "ResNeXt-" in run_tab.model_summary(custom, None, "cpu", 1, "float32")
     assert "at 32×32" in run_tab.model_summary(custom, None, "cpu", 1, "float32")
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_cpu_peak_memory_is_sampled_with_or_without_warm_up(warmup):
+    """With a warm-up, RSS is sampled during it only (the timed passes run without the
+    sampling thread); without one, during the timed passes."""
+    result = runner.run(tiny_request(warmup=warmup, iterations=2))
+    assert result.peak_memory_bytes is not None and result.peak_memory_bytes >= 0
+    expected = "the warm-up passes" if warmup else "the passes over"
+    assert expected in result.memory_note
+    assert len(result.timings.seconds) == 2

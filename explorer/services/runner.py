@@ -263,8 +263,8 @@ class _RssSampler:
 
     `ru_maxrss` is exact but only ever rises over the process's life, so it tells the peak
     only when the run sets a new one; otherwise a thread sampling RSS every few ms gives it
-    (it may miss a spike shorter than the interval). Sampling costs a few microseconds per
-    5 ms, far below the timing noise (see benchmarks/bench_run.py).
+    (it may miss a spike shorter than the interval). The thread competes for the cores, so
+    `measure` runs it during the warm-up passes only, when there are any.
     """
 
     INTERVAL_S = 0.005
@@ -347,7 +347,7 @@ class _Clock:
 
 
 @contextmanager
-def _memory_tracking(device: DeviceInfo) -> Iterator[dict]:
+def _memory_tracking(device: DeviceInfo, passes: str = "the passes") -> Iterator[dict]:
     """Yields a dict that holds 'peak' (bytes or None) and 'note' when the block ends."""
     record: dict[str, Any] = {}
     if device.kind == "cuda":
@@ -365,7 +365,7 @@ def _memory_tracking(device: DeviceInfo) -> Iterator[dict]:
         with _RssSampler() as sampler:
             yield record
         record["peak"] = sampler.increase
-        record["note"] = (f"rise of the process's RSS during the passes over "
+        record["note"] = (f"rise of the process's RSS during {passes} over "
                           f"{gigabytes(sampler.before)} before them (weights resident; memory freed by "
                           f"earlier runs is reused, so a repeat run can read 0); peak "
                           f"{gigabytes(sampler.peak)}")
@@ -420,8 +420,10 @@ def measure(model: Any, request: RunRequest, plan: MemoryPlan,
     total = request.warmup + request.iterations
     seconds: list[float] = []
     output = None
-    with torch.inference_mode(), _memory_tracking(request.device) as memory:
-        for i in range(total):
+
+    def passes(indices: range) -> None:
+        nonlocal output
+        for i in indices:
             warming = i < request.warmup
             if progress is not None:
                 label = (f"warm-up {i + 1}/{request.warmup}" if warming else
@@ -430,6 +432,17 @@ def measure(model: Any, request: RunRequest, plan: MemoryPlan,
             elapsed, output = clock.time(lambda: model(x))
             if not warming:
                 seconds.append(elapsed)
+
+    # On the CPU, peak memory comes from a thread sampling RSS, which competes with the
+    # timed passes for the cores; every pass uses the same memory, so it samples during the
+    # warm-up only (when there is one). CUDA's peak counter costs nothing: it spans the run.
+    sample_warm_up_only = request.device.kind == "cpu" and request.warmup > 0
+    with torch.inference_mode():
+        with _memory_tracking(request.device, "the warm-up passes" if sample_warm_up_only
+                              else "the passes") as memory:
+            passes(range(request.warmup if sample_warm_up_only else total))
+        if sample_warm_up_only:
+            passes(range(request.warmup, total))
     if progress is not None:
         progress(1.0, "done")
     assert output is not None  # iterations >= 1
