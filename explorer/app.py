@@ -32,7 +32,9 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
         gr.Markdown(INTRO)
         selection = gr.State(default_selection())
         weights = gr.State(WeightsChoice())
-        ctx = TabContext(options=options, demo=demo, selection=selection, weights=weights)
+        device = gr.State(options.default_device)
+        ctx = TabContext(options=options, demo=demo, selection=selection, weights=weights,
+                         device=device)
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture.build(ctx)

@@ -27,3 +27,6 @@ class TabContext:
     # gr.State[WeightsChoice] (explorer.services.models): the weights choice shared by the
     # Run and Attributions tabs. The Attributions tab's weights panel sets it.
     weights: Any
+    # gr.State[str]: the device forward passes run on (Run tab), which attributions use too.
+    # Each tab's device dropdown writes it on user input and follows it otherwise.
+    device: Any = None

@@ -23,6 +23,7 @@ from ..services import attribution as service
 from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.memory import check_budget, memory_plan
 from ..validation import whole_number
+from .shared import follow_shared_device
 from ..services.images import prepare_image, sample_images
 from ..services.models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import KIND_LABELS, RANDOM_NOTE, choose_weights, describe, model_for
@@ -501,3 +502,4 @@ def build(ctx: TabContext) -> None:
                  api_visibility="private", queue=False)
     ctx.demo.load(lambda: gr.update(choices=device_choices()), None, device,
                   api_visibility="private", show_progress="hidden")
+    follow_shared_device(ctx, device)

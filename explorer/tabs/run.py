@@ -16,6 +16,7 @@ from ..selection import Selection, check_image_size
 from ..services import formatting as fmt
 from ..services import plots, runner
 from ..services.devices import DeviceInfo, device_choices, initial_choices, resolve_device
+from .shared import follow_shared_device
 from ..services.models import IMAGENET, WeightsChoice
 from ..services.weights_choice import model_for
 
@@ -321,6 +322,7 @@ def build(ctx: TabContext) -> None:
                        queue=False)
     device.change(device_options, [device, dtype], dtype, api_visibility="private",
                   show_progress="hidden")
+    follow_shared_device(ctx, device)
     ctx.demo.load(lambda: gr.update(choices=device_choices()), None, device,
                   api_visibility="private", show_progress="hidden")
     summary_inputs = [ctx.selection, ctx.weights, device, batch, dtype]
