@@ -6,6 +6,7 @@ shape-for-shape torchvision's `resnet50` / `resnext*` layout.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +27,7 @@ class FeatureInfo:
 
 
 class ResNeXt(nn.Module):
-    def __init__(self, cfg: ResNeXtConfig) -> None:
+    def __init__(self, cfg: ResNeXtConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = cfg
         if cfg.stem == "imagenet":
@@ -50,16 +51,25 @@ class ResNeXt(nn.Module):
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.feature_info[-1].channels, cfg.num_classes)
-        self._init_weights(cfg.zero_init_residual)
+        self._init_weights(cfg.zero_init_residual, generator)
 
-    def _init_weights(self, zero_init_residual: bool) -> None:
+    def _init_weights(self, zero_init_residual: bool, generator: torch.Generator | None) -> None:
         # He et al. 2015 init for convs (fan_out, as torchvision); BN starts as identity.
+        # With a generator, every random value that ends up in the weights is drawn from it
+        # (module constructors still draw from the global RNG, but all of that is
+        # overwritten here), so a seeded build is the same whatever other threads draw.
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu",
+                                        generator=generator)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        if generator is not None:
+            # nn.Linear's own reset_parameters, drawn from the generator.
+            bound = 1 / math.sqrt(self.fc.in_features)
+            nn.init.kaiming_uniform_(self.fc.weight, a=math.sqrt(5), generator=generator)
+            nn.init.uniform_(self.fc.bias, -bound, bound, generator=generator)
         if zero_init_residual:
             for block in self.blocks():
                 nn.init.zeros_(block.last_bn.weight)
@@ -102,11 +112,16 @@ class ResNeXt(nn.Module):
         return self.fc(x)  # (N, num_classes)
 
 
-def build_model(cfg: ResNeXtConfig, device: torch.device | str | None = None) -> ResNeXt:
-    """Build the network for `cfg`; `device="meta"` builds it without allocating weights."""
+def build_model(cfg: ResNeXtConfig, device: torch.device | str | None = None,
+                generator: torch.Generator | None = None) -> ResNeXt:
+    """Build the network for `cfg`; `device="meta"` builds it without allocating weights.
+
+    `generator` (on the CPU) makes the random init depend on it alone, not on the global
+    RNG's state: `build_model(cfg, generator=torch.Generator().manual_seed(0))`.
+    """
     if not isinstance(cfg, ResNeXtConfig):
         raise TypeError(f"build_model takes a ResNeXtConfig, got {type(cfg).__name__}")
     if device is None:
-        return ResNeXt(cfg)
+        return ResNeXt(cfg, generator)
     with torch.device(device):
-        return ResNeXt(cfg)
+        return ResNeXt(cfg, generator)

@@ -111,3 +111,21 @@ def test_output_shape_for_odd_sizes(cfg):
 def test_build_model_rejects_non_config():
     with pytest.raises(TypeError, match="ResNeXtConfig"):
         resnext.build_model({"cardinality": 32})  # type: ignore[arg-type]
+
+
+def test_seeded_build_depends_on_the_generator_only():
+    cfg = SMALL_CONFIGS[0]
+    torch.manual_seed(1)
+    first = resnext.build_model(cfg, generator=torch.Generator().manual_seed(5))
+    torch.manual_seed(2)  # whatever the global RNG holds (other threads draw from it too)
+    torch.rand(1000)
+    second = resnext.build_model(cfg, generator=torch.Generator().manual_seed(5))
+    other = resnext.build_model(cfg, generator=torch.Generator().manual_seed(6))
+    for (key, a), b, c in zip(first.state_dict().items(), second.state_dict().values(),
+                              other.state_dict().values()):
+        assert torch.equal(a, b), key
+    assert not torch.equal(first.fc.weight, other.fc.weight)
+    assert not torch.equal(first.layer1[0].conv2.weight, other.layer1[0].conv2.weight)
+    # fc keeps nn.Linear's default distribution: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = 1 / first.fc.in_features ** 0.5
+    assert first.fc.weight.abs().max() <= bound and first.fc.bias.abs().max() <= bound

@@ -74,8 +74,8 @@ def build_weighted_model(config: ResNeXtConfig, weights: WeightsChoice, device: 
     check_budget(memory_plan(config, 1, 0, dtype, resolve_device(device)),
                  f"Building {config.name}")
     if weights.kind == RANDOM:
-        torch.manual_seed(weights.seed)  # the caller holds the cache lock: no interleaving
-        model = resnext.build_model(config)
+        # A private generator: builds in other threads can't change which weights a seed gives.
+        model = resnext.build_model(config, generator=torch.Generator().manual_seed(weights.seed))
     else:
         # Built on the meta device, then given the checkpoint's tensors: no wasted random init.
         model = resnext.build_model(config, device="meta")
