@@ -18,6 +18,7 @@ from typing import Any
 
 from .complexity import ROLE_LABELS, ROLES, ComplexityReport, LayerCost, SegmentCost, complexity
 from .config import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, depth_of
+from .plan import module_count
 from .presets import NATIVE_IMAGE_SIZE, PRESETS, preset_name
 from .published import (
     PUBLISHED_WEIGHTS,
@@ -61,5 +62,5 @@ __all__ = [
     "PublishedWeights", "ResNeXt", "ResNeXtConfig", "SegmentCost", "WeightsError",
     "WeightsMismatchError", "WeightsUnavailableError", "build_model", "complexity",
     "convert_form", "convert_state_dict", "depth_of", "fetch_published", "load_weights",
-    "load_image", "preprocess", "preserving_width", "preset_name", "read_checkpoint",
+    "load_image", "module_count", "preprocess", "preserving_width", "preset_name", "read_checkpoint",
 ]

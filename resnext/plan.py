@@ -72,3 +72,27 @@ def network_plan(cfg: ResNeXtConfig) -> tuple[StagePlan, ...]:
             in_channels = block.out_channels
         stages.append(StagePlan(index=index, blocks=tuple(blocks)))
     return tuple(stages)
+
+
+def module_count(cfg: ResNeXtConfig) -> int:
+    """How many nn.Modules `build_model(cfg)` creates (len(list(model.modules()))), by arithmetic.
+
+    Forms (a) and (b) build C explicit paths per block, so their module count grows with C;
+    callers use this to refuse networks too large to build or summarise in reasonable time.
+    """
+    # ResNeXt itself, conv1, bn1, relu, maxpool (Identity for CIFAR), avgpool, fc.
+    count = 7
+    for stage in network_plan(cfg):
+        count += 1  # the stage's nn.Sequential
+        for block in stage.blocks:
+            if cfg.block_form == "c":
+                count += 1 + 9  # block; conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3, relu3
+            elif cfg.block_form == "a":
+                # block, ModuleList, bn3, relu3; per path: Path + conv1, bn1, relu1, conv2, bn2, relu2, conv3
+                count += 4 + 8 * cfg.cardinality
+            else:
+                # block, ModuleList, conv3, bn3, relu3; per path: Path + 6 (no conv3)
+                count += 5 + 7 * cfg.cardinality
+            if block.has_projection:
+                count += 3  # downsample Sequential, its conv and BN
+    return count

@@ -99,3 +99,16 @@ def test_summary_files_are_named_by_content_and_bounded(tmp_path):
     files = sorted(tmp_path.iterdir())
     assert len(files) == 3
     assert {f.read_text() for f in files} == {"d", "e", "f"}
+
+
+def test_summary_refuses_networks_with_too_many_modules():
+    from explorer.services.memory import MAX_MODULES
+
+    wide_a = resnext.ResNeXtConfig(cardinality=128, bottleneck_width=4, stage_blocks=(64,) * 6,
+                                   block_form="a")
+    assert resnext.module_count(wide_a) > MAX_MODULES
+    with pytest.raises(ValueError, match=r"has [\d,]+ modules, over the limit of 20,000\. "
+                                         r"Form \(c\) computes the same function"):
+        service.summary_rows(Selection(wide_a, 224))
+    # The same network in form (c) is summarised (384 blocks: a few seconds at most).
+    assert resnext.module_count(wide_a.replace(block_form="c")) < MAX_MODULES

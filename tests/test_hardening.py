@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 import urllib.error
 import urllib.request
 
@@ -314,3 +315,16 @@ def test_sessions_do_not_share_weights(app_url, tmp_path):
                  for c in (first, second)]
     assert "random (seed 7)" in summaries[0]
     assert "random (seed 0)" in summaries[1]
+
+
+def test_run_refuses_a_network_with_too_many_modules(client):
+    """Form (a) with C=64 and 192 blocks: ~99,000 modules, few weights; refused before building."""
+    many = {**TINY.to_dict(), "cardinality": 64, "bottleneck_width": 1,
+            "stage_blocks": [64, 64, 64], "block_form": "a"}
+    start = time.perf_counter()
+    with pytest.raises(AppError) as info:
+        client.predict(json.dumps(many), 32, "cpu", 1, "float32", False, 0, 1, "random",
+                       api_name="/run")
+    assert "modules, over the limit of 20,000" in clear(info.value)
+    assert time.perf_counter() - start < 30  # refused, not built (building takes minutes)
+    still_serving(client)

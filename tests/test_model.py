@@ -129,3 +129,11 @@ def test_seeded_build_depends_on_the_generator_only():
     # fc keeps nn.Linear's default distribution: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
     bound = 1 / first.fc.in_features ** 0.5
     assert first.fc.weight.abs().max() <= bound and first.fc.bias.abs().max() <= bound
+
+
+@pytest.mark.parametrize("form", ["a", "b", "c"])
+def test_module_count_is_exact(form):
+    for cfg in [*SMALL_CONFIGS, resnext.PRESETS["resnext50_32x4d"], resnext.PRESETS["seed_resnext50"]]:
+        cfg = cfg.replace(block_form=form)
+        model = resnext.build_model(cfg, device="meta")
+        assert resnext.module_count(cfg) == len(list(model.modules())), cfg

@@ -12,6 +12,7 @@ from resnext import ComplexityReport
 
 from ..selection import Selection
 from ..validation import whole_number
+from .memory import check_module_count
 from . import formatting as fmt
 from . import plots
 
@@ -184,6 +185,7 @@ def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]],
     import torchinfo
 
     depth = whole_number("summary depth", depth, 1, 6)
+    check_module_count(selection.config, "The torchinfo summary")
     model = resnext.build_model(selection.config, device="meta")
     size = selection.image_size
     stats = torchinfo.summary(

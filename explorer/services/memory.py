@@ -21,8 +21,24 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 BUDGET_FRACTION = 0.5
 
 
+# Forms (a)/(b) build C modules per block: resnext101_64x4d in form (a) has ~17,000.
+# Building or summarising far more takes minutes of pure Python, whatever the memory.
+MAX_MODULES = 20_000
+
+
 class RunRefused(ValueError):
     """Work that was not started (over budget, out of memory): the message says why."""
+
+
+def check_module_count(config: ResNeXtConfig, what: str) -> None:
+    """Refuse a network with more modules than anyone can build or read in reasonable time."""
+    count = resnext.module_count(config)
+    if count > MAX_MODULES:
+        hint = (" Form (c) computes the same function with one grouped conv per block "
+                "instead of C separate paths." if config.block_form != "c" else
+                " Use fewer blocks per stage.")
+        raise RunRefused(f"{what}: {config.name} in form ({config.block_form}) has "
+                         f"{count:,} modules, over the limit of {MAX_MODULES:,}.{hint}")
 
 
 @dataclass(frozen=True)

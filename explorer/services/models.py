@@ -69,8 +69,9 @@ def build_weighted_model(config: ResNeXtConfig, weights: WeightsChoice, device: 
     import torch
 
     from .devices import resolve_device
-    from .memory import check_budget, memory_plan
+    from .memory import check_budget, check_module_count, memory_plan
 
+    check_module_count(config, "Building the model")
     check_budget(memory_plan(config, 1, 0, dtype, resolve_device(device)),
                  f"Building {config.name}")
     if weights.kind == RANDOM:
