@@ -150,13 +150,18 @@ def test_top5_with_trained_weights_names_imagenet_classes():
 
 
 def test_class_names_file_is_imagenet_order():
-    names = runner.load_class_names()
+    from explorer.services.predictions import imagenet_class_names
+
+    names = imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench" and names[1] == "goldfish"
 
 
 def test_top5_of_a_head_without_imagenet_names():
-    logits = torch.tensor([0.0, 3.0, 1.0])
-    assert [name for name, _ in runner.top5(logits)] == ["class 1", "class 2", "class 0"]
+    from explorer.services.predictions import class_names_for, top_predictions
+
+    logits = torch.tensor([[0.0, 3.0, 1.0]])
+    assert [name for _, name, _ in top_predictions(logits, class_names_for(3))] == [
+        "class 1", "class 2", "class 0"]
 
 
 # Memory budget -----------------------------------------------------------------------------

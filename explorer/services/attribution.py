@@ -16,15 +16,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..validation import whole_number
+# Re-exported: the Attributions tab reads predictions through this module.
+from .predictions import class_names_for, imagenet_class_names, top_predictions  # noqa: F401
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 
 # name -> what a person reads. Order is the order of the method picker.
 METHODS: dict[str, str] = {
@@ -323,19 +322,6 @@ def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
 
 # Predictions -----------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def imagenet_class_names() -> tuple[str, ...]:
-    names = (ASSETS / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines()
-    return tuple(name.strip() for name in names if name.strip())
-
-
-def class_names_for(num_classes: int) -> tuple[str, ...]:
-    """ImageNet's names for a 1000-class head, else "class 0", "class 1", ..."""
-    if num_classes == 1000:
-        return imagenet_class_names()
-    return tuple(f"class {i}" for i in range(num_classes))
-
-
 def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> int:
     """The class index for a target choice: "" / "predicted" -> predicted; an index; a name;
     or "index: name" as the target picker lists them."""
@@ -362,15 +348,6 @@ def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> i
 
 def target_choices(num_classes: int) -> list[str]:
     return ["predicted class"] + [f"{i}: {name}" for i, name in enumerate(class_names_for(num_classes))]
-
-
-def top_predictions(logits: Any, class_names: Sequence[str], k: int = 5) -> list[tuple[int, str, float]]:
-    """(index, name, probability) of the k most probable classes of logits (1, K)."""
-    import torch
-
-    probabilities = torch.softmax(logits.detach().float(), dim=1)[0]  # (K,)
-    values, indices = probabilities.topk(min(k, probabilities.numel()))
-    return [(int(i), class_names[int(i)], float(v)) for v, i in zip(values, indices)]
 
 
 # Faithfulness ----------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import resnext
@@ -28,24 +27,15 @@ from resnext import ResNeXtConfig
 from ..validation import whole_number
 from .devices import DeviceInfo, resolve_device
 # The memory budget is shared with the model cache and the Attributions tab.
-from .memory import (  # noqa: F401 - re-exported: runner.memory_plan etc.
-    BUDGET_FRACTION,
-    DTYPE_BYTES,
-    MemoryPlan,
-    RunRefused,
-    check_budget,
-    free_memory,
-    gigabytes,
-    memory_plan,
-)
+from .memory import MemoryPlan, RunRefused, check_budget, gigabytes, memory_plan
 from .models import IMAGENET, MODEL_CACHE, ModelCache, WeightsChoice
+from .predictions import class_names_for, top_predictions
 
 BATCH_RANGE = (1, 1024)
 WARMUP_RANGE = (0, 50)
 ITERATIONS_RANGE = (1, 500)
 INPUT_SEED = 0  # the benchmark input is the same seeded noise every run, so runs compare
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-CLASS_NAMES_PATH = Path(__file__).resolve().parents[2] / "assets" / "imagenet_classes.txt"
 
 Progress = Callable[[float, str], None]
 
@@ -375,25 +365,6 @@ def _memory_tracking(device: DeviceInfo, passes: str = "the passes") -> Iterator
         record["note"] = "not tracked on MPS"
 
 
-def load_class_names() -> list[str]:
-    """ImageNet class names in index order (assets/imagenet_classes.txt, 1000 lines)."""
-    return CLASS_NAMES_PATH.read_text(encoding="utf-8").splitlines()
-
-
-def top5(logits: Any, class_names: list[str] | None = None) -> list[tuple[str, float]]:
-    """The five most probable classes of one image's logits, as (name, probability).
-
-    Classes beyond the name list (a head with other than 1000 classes) are named by index.
-    """
-    import torch
-
-    probabilities = torch.softmax(logits.float(), dim=-1)
-    values, indices = probabilities.topk(min(5, probabilities.numel()))
-    names = class_names if class_names is not None else []
-    return [(names[i] if len(names) == probabilities.numel() else f"class {i}", float(p))
-            for p, i in zip(values.tolist(), indices.tolist())]
-
-
 def benchmark_input(request: RunRequest) -> Any:
     """Seeded standard-normal images, the scale of ImageNet-normalised pixels."""
     import torch
@@ -448,8 +419,8 @@ def measure(model: Any, request: RunRequest, plan: MemoryPlan,
     assert output is not None  # iterations >= 1
     result_top5 = None
     if request.weights.trained:
-        names = load_class_names() if request.config.num_classes == 1000 else None
-        result_top5 = top5(output[0].detach().cpu(), names)
+        top = top_predictions(output[:1].cpu(), class_names_for(request.config.num_classes))
+        result_top5 = [(name, probability) for _, name, probability in top]
     return RunResult(
         config=request.config, image_size=request.image_size, batch_size=request.batch_size,
         dtype=request.dtype, channels_last=request.channels_last, warmup=request.warmup,
