@@ -85,13 +85,10 @@ def test_center_crop_rounds_like_torchvision():
     # (Python rounds half to even), so rows 2..225 are kept.
     rgb = np.zeros((229, 224, 3), np.uint8)
     rgb[:, :, 0] = np.arange(229)[:, None]
-    out = resnext.preprocess(Image.fromarray(rgb), weights=None, crop_size=224) if False else None
     resize, crop = 224, 224
-    from resnext.imaging import resize_and_crop
     cropped = np.asarray(resize_and_crop(Image.fromarray(rgb), resize, crop))
     assert cropped.shape == (224, 224, 3)
     assert cropped[0, 0, 0] == 2 and cropped[-1, 0, 0] == 225
-    assert out is None
 
 
 def test_custom_crop_keeps_imagenet_ratio():

@@ -25,7 +25,6 @@ from ..selection import (
     default_selection,
     depth_choice,
     format_blocks,
-    parse_blocks,
     selection_from_controls,
 )
 from ..services import architecture as service
