@@ -302,6 +302,8 @@ def run_grid(image: Any, mode: str, methods: list[str] | None, compare_preset: s
         raise ValueError(f"grid mode must be 'methods' or 'configs', got {mode!r}")
 
     gallery, curves, lines = [], [], []
+    # One decode per eval transform: in methods mode every job shares the same image.
+    prepared_by_transform: dict[tuple, Any] = {}
     for index, (job_method, job_weights, preset, label) in enumerate(jobs):
         job_selection = (Selection(resnext.PRESETS[preset], selection.image_size)
                          if preset else selection)
@@ -310,7 +312,10 @@ def run_grid(image: Any, mode: str, methods: list[str] | None, compare_preset: s
                              layer if preset is None else "")
         entry, config, size, preprocess_with = _model_entry(job_weights, job_selection, device,
                                                             settings.internal_batch_size)
-        prepared = prepare_image(image, preprocess_with, size)
+        transform = (preprocess_with, size)
+        if transform not in prepared_by_transform:
+            prepared_by_transform[transform] = prepare_image(image, preprocess_with, size)
+        prepared = prepared_by_transform[transform]
         class_names = service.class_names_for(config.num_classes)
         stage = _GridProgress(progress, index, len(jobs))
         try:
