@@ -14,7 +14,7 @@ from typing import Any
 import resnext
 from resnext import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig
 
-from .validation import whole_number
+from resnext.validation import whole_number
 
 IMAGE_SIZE_RANGE = (16, 1024)
 CUSTOM = "custom"

@@ -11,7 +11,7 @@ import resnext
 from resnext import ComplexityReport
 
 from ..selection import Selection
-from ..validation import whole_number
+from resnext.validation import whole_number
 from .memory import check_module_count
 from . import formatting as fmt
 from . import plots

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..validation import whole_number
+from resnext.validation import whole_number
 # Re-exported: the Attributions tab reads predictions through this module.
 from .predictions import class_names_for, imagenet_class_names, top_predictions  # noqa: F401
 

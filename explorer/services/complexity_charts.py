@@ -20,7 +20,7 @@ from resnext import IMAGENET_DEPTHS, ROLE_LABELS, ROLES, ResNeXtConfig
 from resnext.config import BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE
 
 from ..selection import IMAGE_SIZE_RANGE, Selection
-from ..validation import whole_number
+from resnext.validation import whole_number
 from . import plots
 from .plots import GRID_GREY, TEXT_GREY
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 import resnext
 from resnext import ResNeXtConfig
 
-from ..validation import whole_number
+from resnext.validation import whole_number
 from .devices import DeviceInfo, resolve_device
 # The memory budget is shared with the model cache and the Attributions tab.
 from .memory import MemoryPlan, RunRefused, check_budget, gigabytes, memory_plan

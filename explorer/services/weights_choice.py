@@ -11,7 +11,7 @@ import resnext
 from resnext import ResNeXtConfig
 
 from ..selection import Selection
-from ..validation import whole_number
+from resnext.validation import whole_number
 from .models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
 
 KINDS = (RANDOM, IMAGENET, UPLOAD)

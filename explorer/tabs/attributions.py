@@ -22,7 +22,7 @@ from ..selection import Selection, default_selection
 from ..services import attribution as service
 from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.memory import check_budget, memory_plan
-from ..validation import whole_number
+from resnext.validation import whole_number
 from .shared import follow_shared_device
 from ..services.images import prepare_image, sample_images
 from ..services.models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
