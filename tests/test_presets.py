@@ -47,19 +47,47 @@ def test_seed_params_exact(name):
     assert cfg.grouped_reduce and cfg.stem == "cifar" and cfg.num_classes == 100
 
 
-def test_paper_table_1_rounded():
-    # Table 1: ResNet-50 25.5 M params / 4.1 G FLOPs(=MACs); ResNeXt-50 25.0 M / 4.2 G.
-    r50 = resnext.complexity(resnext.PRESETS["resnet50"], 224)
-    x50 = resnext.complexity(resnext.PRESETS["resnext50_32x4d"], 224)
-    assert round(r50.params / 1e6, 1) == 25.6 and int(r50.params / 1e5) == 255  # 25.5x M
-    assert round(r50.macs / 1e9, 1) == 4.1
-    assert round(x50.params / 1e6, 1) == 25.0
-    assert round(x50.macs / 1e9, 1) == 4.2
+def paper_millions(params: int) -> float:
+    """Parameters in millions as the paper prints them: TRUNCATED to one decimal.
+
+    Every parameter count the paper prints follows truncation, and two contradict rounding:
+    ResNet-50 25,557,032 is printed 25.5 M (Table 1; rounding gives 25.6) and ResNeXt-29
+    16x64d 68,155,210 is printed 68.1 M (Table 7; rounding gives 68.2).
+    """
+    return (params // 100_000) / 10
 
 
-def test_paper_table_7_rounded():
-    assert round(resnext.complexity(resnext.PRESETS["resnext29_8x64d"], 32).params / 1e6, 1) == 34.4
-    assert round(resnext.complexity(resnext.PRESETS["resnext29_16x64d"], 32).params / 1e6, 1) == 68.2
+def paper_billions(macs: int) -> float:
+    """Multiply-adds in billions as the paper prints them: ROUNDED to one decimal.
+
+    Truncation cannot be the convention here: ResNet-50's 4,089,184,256 MACs are printed
+    4.1 G in Table 1 (truncation gives 4.0).
+    """
+    return round(macs / 1e9, 1)
+
+
+# (preset, input side, params in M, MACs in G or None): the paper's Table 1 and Table 7.
+PAPER_PRINTS = [
+    ("resnet50", 224, 25.5, 4.1),
+    ("resnext50_32x4d", 224, 25.0, 4.2),
+    ("resnext29_8x64d", 32, 34.4, None),
+    ("resnext29_16x64d", 32, 68.1, None),
+]
+
+
+@pytest.mark.parametrize("name, side, params_m, macs_g", PAPER_PRINTS)
+def test_counts_read_as_the_paper_prints_them(name, side, params_m, macs_g):
+    report = resnext.complexity(resnext.PRESETS[name], side)
+    assert paper_millions(report.params) == params_m
+    if macs_g is not None:
+        assert paper_billions(report.macs) == macs_g
+
+
+def test_the_conventions_are_the_only_ones_that_fit():
+    # Rounding the parameters would contradict the paper twice; truncating MACs once.
+    assert round(25_557_032 / 1e6, 1) == 25.6 != paper_millions(25_557_032)
+    assert round(68_155_210 / 1e6, 1) == 68.2 != paper_millions(68_155_210)
+    assert 4_089_184_256 // 100_000_000 / 10 == 4.0 != paper_billions(4_089_184_256)
 
 
 def test_seed_152_layout_differs_from_paper():
