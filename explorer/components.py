@@ -1,9 +1,13 @@
-"""Make Gradio's own input validation name the control it is about.
+"""Make Gradio's own input validation name the control it is about, or leave it to ours.
 
 Gradio checks a value sent to a Slider, Number, Radio or Dropdown before our handler runs
 ("Value 0 is less than minimum value 1."), and a NaN or a string sent to a numeric
-component fails with an internal error. Wrapping each component's `preprocess` turns both
-into a message that names the control and its allowed values, and lets nothing else through.
+component fails with an internal error. Either would raise before the handler, covering
+every output with an error badge. Wrapping each component's `preprocess`:
+- a number outside a Slider's or Number's range reaches the handler as it was sent: every
+  handler checks its numbers against the one set of limits (the same the control was
+  built from) and, on the page, puts the control back to the value in use;
+- anything else refused becomes a message that names the control and its allowed values.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ def guard_inputs(components: Iterable[Any]) -> None:
             try:
                 return _original(payload)
             except gr.Error as error:
+                if numeric:
+                    # Out of the control's range: the handler's own check decides and, on the
+                    # page, puts the control back (see the module docstring).
+                    return payload
                 raise gr.Error(html.escape(f"{_label}: {error.message}", quote=False), print_exception=False) from None
             except Exception:  # noqa: BLE001 - any other rejection still names the control
                 raise gr.Error(html.escape(f"{_label}: expected {_allowed(_component)}, got {payload!r}", quote=False),

@@ -1,4 +1,12 @@
-"""Turning failures into messages a user can act on, while the log keeps the detail."""
+"""Turning failures into messages a user can act on, while the log keeps the detail.
+
+Two wrappers, one rule for each audience:
+- `user_errors` (named API endpoints): a refused input raises `gr.Error`, so a script gets
+  an exception with the message.
+- `keep_state` (the page): a refused input shows its message as a warning toast and every
+  output keeps its value. Raising `gr.Error` from a page handler would cover each output
+  with a red "Error" badge until another control is touched, hiding earlier results.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +20,25 @@ log = logging.getLogger("explorer")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def user_errors(fn: F) -> F:
-    """Run a handler; a ValueError/TypeError/library error becomes gr.Error with its message.
-
-    Anything unexpected is logged with its traceback and shown as a short message, so the
-    page never gets a stack trace and the server keeps serving.
-    """
-    import gradio as gr
-
+def _expected_errors() -> tuple[type[BaseException], ...]:
     import resnext
 
-    expected = (ValueError, TypeError, resnext.WeightsError)
+    return (ValueError, TypeError, resnext.WeightsError)
+
+
+def user_message(fn_name: str, error: BaseException) -> str:
+    """The text a user sees for `error` (HTML-escaped: Gradio renders it as HTML and messages
+    can quote what the user sent). Unexpected errors are logged with their traceback."""
+    if isinstance(error, _expected_errors()):
+        log.info("%s refused: %s", fn_name, error)
+        return html.escape(str(error), quote=False)
+    log.error("%s failed", fn_name, exc_info=error)
+    return html.escape(f"{fn_name} failed: {type(error).__name__}: {error}", quote=False)
+
+
+def user_errors(fn: F) -> F:
+    """Run an API handler; any failure becomes gr.Error with a message, never a traceback."""
+    import gradio as gr
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,13 +46,32 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except expected as error:
-            log.info("%s refused: %s", fn.__name__, error)
-            # gr.Error renders HTML: escape, since messages can quote what the user sent.
-            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
         except Exception as error:  # noqa: BLE001 - last line of defence for the page
-            log.exception("%s failed", fn.__name__)
-            raise gr.Error(html.escape(f"{fn.__name__} failed: {type(error).__name__}: {error}", quote=False),
-                           print_exception=False) from None
+            raise gr.Error(user_message(fn.__name__, error), print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def keep_state(fn: F | None = None, *, restore: Callable[..., Any] | None = None) -> Any:
+    """Run a page handler; a failure shows its message and leaves the page as it was.
+
+    Every output keeps its value (`gr.skip()`), unless `restore` is given: it is called with
+    the handler's arguments and returns the outputs to show instead, so controls that sent a
+    refused value go back to the value in use.
+    """
+    import gradio as gr
+
+    def decorate(handler: F) -> F:
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - the page must never show a traceback
+                message = error.message if isinstance(error, gr.Error) else user_message(
+                    handler.__name__, error)
+                gr.Warning(message)
+                return gr.skip() if restore is None else restore(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(fn) if fn is not None else decorate
