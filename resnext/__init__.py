@@ -17,9 +17,9 @@ import importlib
 from typing import Any
 
 from .complexity import ROLE_LABELS, ROLES, ComplexityReport, LayerCost, SegmentCost, complexity
-from .config import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, depth_of
+from .config import CIFAR_DEPTHS, DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, blocks_for_depth, depth_of
 from .plan import module_count
-from .presets import NATIVE_IMAGE_SIZE, PRESETS, preset_name
+from .presets import NATIVE_IMAGE_SIZE, PRESETS, SEED_152_BLOCKS, preset_name
 from .published import (
     PUBLISHED_WEIGHTS,
     CheckpointFileError,
@@ -41,12 +41,19 @@ _LAZY = {
     # A module named like the function would shadow it once imported: hence "imaging".
     "preprocess": ".imaging",
     "load_image": ".imaging",
+    # Training (resnext.data, resnext.train import torch): modules, reached as resnext.data.
+    "data": None,
+    "train": None,
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        module = _LAZY[name]
+        if module is None:  # a submodule itself
+            value: Any = importlib.import_module(f".{name}", __name__)
+        else:
+            value = getattr(importlib.import_module(module, __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'resnext' has no attribute {name!r}")
@@ -57,10 +64,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "CIFAR_DEPTHS", "IMAGENET_DEPTHS", "NATIVE_IMAGE_SIZE", "PRESETS", "PUBLISHED_WEIGHTS",
-    "ROLES", "ROLE_LABELS", "CheckpointFileError", "ComplexityReport", "LayerCost",
-    "PublishedWeights", "ResNeXt", "ResNeXtConfig", "SegmentCost", "WeightsError",
-    "WeightsMismatchError", "WeightsUnavailableError", "build_model", "complexity",
-    "convert_form", "convert_state_dict", "depth_of", "fetch_published", "load_weights",
-    "load_image", "module_count", "preprocess", "preserving_width", "preset_name", "read_checkpoint",
+    "CIFAR_DEPTHS", "DEPTHS", "IMAGENET_DEPTHS", "NATIVE_IMAGE_SIZE", "PRESETS",
+    "PUBLISHED_WEIGHTS", "ROLES", "ROLE_LABELS", "SEED_152_BLOCKS", "CheckpointFileError",
+    "ComplexityReport", "LayerCost", "PublishedWeights", "ResNeXt", "ResNeXtConfig",
+    "SegmentCost", "WeightsError", "WeightsMismatchError", "WeightsUnavailableError",
+    "blocks_for_depth", "build_model", "complexity", "convert_form", "convert_state_dict",
+    "data", "depth_of", "fetch_published", "load_weights", "load_image", "module_count",
+    "preprocess", "preserving_width", "preset_name", "read_checkpoint", "train",
 ]

@@ -21,8 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import STEM_WIDTH, ResNeXtConfig
+from .config import ResNeXtConfig
 from .plan import BlockPlan, network_plan
+from .validation import whole_number
 
 FLOAT32_BYTES = 4
 MAX_IMAGE_SIDE = 8192
@@ -198,10 +199,9 @@ def _image_sides(image_size: int | tuple[int, int]) -> tuple[int, int]:
     sides = (image_size, image_size) if not isinstance(image_size, (tuple, list)) else image_size
     if len(sides) != 2:
         raise ValueError(f"image_size must be an int or (height, width), got {image_size!r}")
-    for side in sides:
-        if not isinstance(side, int) or isinstance(side, bool) or not 1 <= side <= MAX_IMAGE_SIDE:
-            raise ValueError(f"image_size must be an integer in [1, {MAX_IMAGE_SIDE}], got {side!r}")
-    return sides[0], sides[1]
+    height, width = (whole_number("image_size", side, 1, MAX_IMAGE_SIDE, integral_floats=False)
+                     for side in sides)
+    return height, width
 
 
 def complexity(cfg: ResNeXtConfig, image_size: int | tuple[int, int] = 224) -> ComplexityReport:
@@ -218,13 +218,14 @@ def _complexity(cfg: ResNeXtConfig, height: int, width: int) -> ComplexityReport
     segments: list[SegmentCost] = []
 
     # Stem (Table 1 conv1 and the max pool for ImageNet; Sec. 5.2's 3x3 conv for CIFAR).
+    stem_width = cfg.stem_width
     if cfg.stem == "imagenet":
-        h, w = tally.conv_bn("", "conv1", "bn1", "stem", "stem", 3, STEM_WIDTH, 7, 2, 1,
+        h, w = tally.conv_bn("", "conv1", "bn1", "stem", "stem", 3, stem_width, 7, 2, 1,
                              height, width, relu="relu")
         h, w = conv_output_side(h, 3, 2, 1), conv_output_side(w, 3, 2, 1)
-        tally.elementwise("maxpool", "maxpool", "stem", "stem", STEM_WIDTH, h, w)
+        tally.elementwise("maxpool", "maxpool", "stem", "stem", stem_width, h, w)
     else:
-        h, w = tally.conv_bn("", "conv1", "bn1", "stem", "stem", 3, STEM_WIDTH, 3, 1, 1,
+        h, w = tally.conv_bn("", "conv1", "bn1", "stem", "stem", 3, stem_width, 3, 1, 1,
                              height, width, relu="relu")
     segments.append(_segment("stem", "stem", tally.layers, 0, 0))
 

@@ -8,9 +8,11 @@ caches) and validates itself on construction.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Mapping
+
+from .validation import whole_number
 
 # Limits. They are generous enough for every network in the paper and for sweeps, and
 # small enough that arithmetic on them stays exact and quick. Building weights for the
@@ -27,22 +29,32 @@ BLOCK_FORMS = ("a", "b", "c")
 
 # Width of the stem's conv and of the first stage's "planes" (paper Table 1: conv1 has 64
 # channels; conv2 has planes 64, later stages 128, 256, 512, each block outputs 4x planes).
-STEM_WIDTH = 64
+# `base_planes` makes it a knob, so networks small enough to train in minutes exist; 64 is
+# the paper's and every preset's value.
 BASE_PLANES = 64
+BASE_PLANES_RANGE = (1, 1024)
+STEM_WIDTH = BASE_PLANES  # the stem's channels at the default base_planes
 EXPANSION = 4
+# Group width = C * floor(planes * d / 64): d is defined at planes 64 (Table 1, conv2), so
+# this 64 stays fixed when base_planes changes.
+WIDTH_REFERENCE_PLANES = 64
 
 # Stage layouts by depth. Depth counts the weighted layers on the main path:
 # 3 convs per block + stem conv + fc (paper Table 1: 1 + 3*(3+4+6+3) + 1 = 50).
-IMAGENET_DEPTHS: dict[int, tuple[int, ...]] = {
+# Every layout is written here once; presets, the app and the tests read these.
+IMAGENET_DEPTHS: Mapping[int, tuple[int, ...]] = MappingProxyType({
     26: (2, 2, 2, 2),
     38: (3, 3, 3, 3),
     50: (3, 4, 6, 3),
     101: (3, 4, 23, 3),
     152: (3, 8, 36, 3),
     200: (3, 24, 36, 3),
-}
+})
 # Paper Sec. 5.2 / Table 7: ResNeXt-29 for CIFAR has 3 stages of 3 blocks.
-CIFAR_DEPTHS: dict[int, tuple[int, ...]] = {29: (3, 3, 3)}
+CIFAR_DEPTHS: Mapping[int, tuple[int, ...]] = MappingProxyType({29: (3, 3, 3)})
+# Every standard depth (the two tables share no depth), for depth pickers.
+DEPTHS: Mapping[int, tuple[int, ...]] = MappingProxyType(
+    dict(sorted({**IMAGENET_DEPTHS, **CIFAR_DEPTHS}.items())))
 
 
 def depth_of(stage_blocks: tuple[int, ...]) -> int:
@@ -50,22 +62,9 @@ def depth_of(stage_blocks: tuple[int, ...]) -> int:
     return 3 * sum(stage_blocks) + 2
 
 
-def _is_int(value: Any) -> bool:
-    # bool is an int subclass; True as a cardinality is a mistake, not a 1.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_int(name: str, value: Any, bounds: tuple[int, int]) -> None:
-    low, high = bounds
-    if not _is_int(value):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            raise ValueError(
-                f"{name} must be an integer in [{low}, {high}], got the float {value!r}; "
-                f"pass {int(value)}"
-            )
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+def blocks_for_depth(depth: int) -> tuple[int, ...] | None:
+    """The standard stage layout of `depth` (ImageNet or CIFAR), or None if there is none."""
+    return DEPTHS.get(depth)
 
 
 @dataclass(frozen=True)
@@ -89,10 +88,17 @@ class ResNeXtConfig:
     # Zero the last BN's gamma in each block so it starts as identity (Goyal et al. 2017);
     # torchvision's `zero_init_residual`. Off by default, as in torchvision.
     zero_init_residual: bool = False
+    # Channels of the stem and planes of the first stage (Table 1: 64); later stages double
+    # it. Smaller values give networks that train in minutes on a CPU.
+    base_planes: int = BASE_PLANES
 
     def __post_init__(self) -> None:
-        _check_int("cardinality", self.cardinality, CARDINALITY_RANGE)
-        _check_int("bottleneck_width", self.bottleneck_width, BOTTLENECK_WIDTH_RANGE)
+        # integral_floats=False: the frozen config keeps exactly what it was given, so 4.0
+        # is refused with "pass 4" rather than silently stored as a float.
+        whole_number("cardinality", self.cardinality, *CARDINALITY_RANGE, integral_floats=False)
+        whole_number("bottleneck_width", self.bottleneck_width, *BOTTLENECK_WIDTH_RANGE,
+                     integral_floats=False)
+        whole_number("base_planes", self.base_planes, *BASE_PLANES_RANGE, integral_floats=False)
         group_width = self.cardinality * self.bottleneck_width
         if group_width > GROUP_WIDTH_MAX:
             raise ValueError(
@@ -114,8 +120,9 @@ class ResNeXtConfig:
                 f"got {len(blocks)}: {blocks!r}"
             )
         for index, count in enumerate(blocks):
-            _check_int(f"stage_blocks[{index}]", count, BLOCKS_PER_STAGE_RANGE)
-        _check_int("num_classes", self.num_classes, NUM_CLASSES_RANGE)
+            whole_number(f"stage_blocks[{index}]", count, *BLOCKS_PER_STAGE_RANGE,
+                         integral_floats=False)
+        whole_number("num_classes", self.num_classes, *NUM_CLASSES_RANGE, integral_floats=False)
         if self.stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {self.stem!r}")
         if self.block_form not in BLOCK_FORMS:
@@ -123,12 +130,32 @@ class ResNeXtConfig:
         for flag in ("grouped_reduce", "zero_init_residual"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be True or False, got {getattr(self, flag)!r}")
-        if self.grouped_reduce and STEM_WIDTH % self.cardinality:
-            # A grouped 1x1 splits its input into C equal slices; the stem gives 64 channels.
+        self._check_group_width()
+        if self.grouped_reduce and self.stem_width % self.cardinality:
+            # A grouped 1x1 splits its input into C equal slices; the stem gives base_planes
+            # channels (64 in the paper), and every later input is a multiple of it.
             raise ValueError(
-                f"grouped_reduce needs a cardinality that divides {STEM_WIDTH} (the stem's "
-                f"channels), got cardinality {self.cardinality}"
+                f"grouped_reduce needs a cardinality that divides {self.stem_width} (the stem's "
+                f"channels, base_planes), got cardinality {self.cardinality}"
             )
+
+    def _check_group_width(self) -> None:
+        # The first stage has the fewest planes, so its group width is the first to reach 0.
+        d, base = self.bottleneck_width, self.base_planes
+        if base * d >= WIDTH_REFERENCE_PLANES:
+            return
+        smallest_d = -(-WIDTH_REFERENCE_PLANES // base)  # ceil(64 / base_planes)
+        smallest_base = -(-WIDTH_REFERENCE_PLANES // d)
+        fixes = []
+        if smallest_d <= BOTTLENECK_WIDTH_RANGE[1]:
+            fixes.append(f"bottleneck_width >= {smallest_d}")
+        if smallest_base <= BASE_PLANES_RANGE[1]:
+            fixes.append(f"base_planes >= {smallest_base}")
+        raise ValueError(
+            f"the first stage's group width would be 0: C x floor(base_planes x d / "
+            f"{WIDTH_REFERENCE_PLANES}) = {self.cardinality} x floor({base} x {d} / "
+            f"{WIDTH_REFERENCE_PLANES}) = 0; use {' or '.join(fixes)}"
+        )
 
     # Derived quantities -------------------------------------------------------------
 
@@ -137,16 +164,18 @@ class ResNeXtConfig:
         return depth_of(self.stage_blocks)
 
     @property
-    def num_stages(self) -> int:
-        return len(self.stage_blocks)
+    def stem_width(self) -> int:
+        """Output channels of the stem's conv: base_planes (Table 1: 64)."""
+        return self.base_planes
 
     def planes(self, stage: int) -> int:
         """Bottleneck 'planes' of stage `stage` (0-based): 64, 128, 256, ... (Table 1)."""
-        return BASE_PLANES * 2**stage
+        return self.base_planes * 2**stage
 
     def group_width(self, stage: int) -> int:
         """Channels of the grouped 3x3 conv in `stage`: C * floor(planes * d / 64)."""
-        return self.cardinality * (self.planes(stage) * self.bottleneck_width // 64)
+        return self.cardinality * (self.planes(stage) * self.bottleneck_width
+                                   // WIDTH_REFERENCE_PLANES)
 
     def out_channels(self, stage: int) -> int:
         return EXPANSION * self.planes(stage)
@@ -155,7 +184,10 @@ class ResNeXtConfig:
     def name(self) -> str:
         """A short human name such as 'ResNeXt-50 (32x4d)'."""
         prefix = "ResNet" if self.cardinality == 1 else "ResNeXt"
-        return f"{prefix}-{self.depth} ({self.cardinality}x{self.bottleneck_width}d)"
+        name = f"{prefix}-{self.depth} ({self.cardinality}x{self.bottleneck_width}d)"
+        if self.base_planes != BASE_PLANES:
+            name = f"{name[:-1]}, {self.base_planes} base planes)"
+        return name
 
     # (De)serialisation for the app's copy/paste and the HTTP API --------------------
 
@@ -186,5 +218,7 @@ __all__ = [
     "ResNeXtConfig",
     "IMAGENET_DEPTHS",
     "CIFAR_DEPTHS",
+    "DEPTHS",
+    "blocks_for_depth",
     "depth_of",
 ]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .blocks import make_block
-from .config import STEM_WIDTH, ResNeXtConfig
+from .config import ResNeXtConfig
 from .plan import network_plan
 
 
@@ -30,13 +30,14 @@ class ResNeXt(nn.Module):
     def __init__(self, cfg: ResNeXtConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.config = cfg
+        stem_width = cfg.stem_width  # 64 in the paper (base_planes)
         if cfg.stem == "imagenet":
             # Paper Table 1, conv1: 7x7, 64, stride 2; then 3x3 max pool, stride 2.
-            self.conv1 = nn.Conv2d(3, STEM_WIDTH, kernel_size=7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(3, stem_width, kernel_size=7, stride=2, padding=3, bias=False)
         else:
             # Paper Sec. 5.2 (CIFAR): a single 3x3 conv of 64 filters, no pooling.
-            self.conv1 = nn.Conv2d(3, STEM_WIDTH, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(STEM_WIDTH)
+            self.conv1 = nn.Conv2d(3, stem_width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem_width)
         self.relu = nn.ReLU(inplace=False)
         self.maxpool = (nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
                         if cfg.stem == "imagenet" else nn.Identity())
@@ -105,7 +106,7 @@ class ResNeXt(nn.Module):
         return features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.forward_stem(x)  # (N, 64, H/4, W/4) ImageNet stem; (N, 64, H, W) CIFAR
+        x = self.forward_stem(x)  # (N, base_planes, H/4, W/4) ImageNet stem; (.., H, W) CIFAR
         for stage in self.stages:
             x = stage(x)
         x = torch.flatten(self.avgpool(x), 1)  # (N, 4 * planes_last)

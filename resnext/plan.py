@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import STEM_WIDTH, ResNeXtConfig
+from .config import ResNeXtConfig
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class StagePlan:
 
 def network_plan(cfg: ResNeXtConfig) -> tuple[StagePlan, ...]:
     stages = []
-    in_channels = STEM_WIDTH
+    in_channels = cfg.stem_width
     for index, count in enumerate(cfg.stage_blocks):
         blocks = []
         for position in range(count):

@@ -9,15 +9,16 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
-from .config import ResNeXtConfig
+from .config import CIFAR_DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig
 
-_IMAGENET_50 = (3, 4, 6, 3)
-_IMAGENET_101 = (3, 4, 23, 3)
-_IMAGENET_152 = (3, 8, 36, 3)
-_CIFAR_29 = (3, 3, 3)
+_IMAGENET_50 = IMAGENET_DEPTHS[50]
+_IMAGENET_101 = IMAGENET_DEPTHS[101]
+_IMAGENET_152 = IMAGENET_DEPTHS[152]
+_CIFAR_29 = CIFAR_DEPTHS[29]
 # The seed blog's "resnext152" stacks (3, 4, 36, 3) blocks: the paper/torchvision 152-layer
-# layout is (3, 8, 36, 3), so the seed's model has 4 fewer conv3 blocks (140 layers, not 152).
-_SEED_152 = (3, 4, 36, 3)
+# layout is IMAGENET_DEPTHS[152] = (3, 8, 36, 3), so the seed's model has 4 fewer conv3
+# blocks (140 layers, not 152). Its one written form; the app's seed note reads it.
+SEED_152_BLOCKS: tuple[int, ...] = (3, 4, 36, 3)
 
 _C = ResNeXtConfig
 PRESETS: Mapping[str, ResNeXtConfig] = MappingProxyType({
@@ -39,7 +40,7 @@ PRESETS: Mapping[str, ResNeXtConfig] = MappingProxyType({
                          num_classes=100, stem="cifar", grouped_reduce=True),
     "seed_resnext101": _C(cardinality=32, bottleneck_width=4, stage_blocks=_IMAGENET_101,
                           num_classes=100, stem="cifar", grouped_reduce=True),
-    "seed_resnext152": _C(cardinality=32, bottleneck_width=4, stage_blocks=_SEED_152,
+    "seed_resnext152": _C(cardinality=32, bottleneck_width=4, stage_blocks=SEED_152_BLOCKS,
                           num_classes=100, stem="cifar", grouped_reduce=True),
 })
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from .config import CARDINALITY_RANGE, ResNeXtConfig
+from .validation import whole_number
 
 # The conv2-stage block of the template has 256 input and output channels (Table 1).
 _TEMPLATE_CHANNELS = 256
@@ -23,11 +24,8 @@ def preserving_width(cardinality: int, reference: str | ResNeXtConfig = "resnet5
     14, 4. For very large C the exact solution falls below 0.5; d is then 1, the narrowest
     path there is (its cost no longer matches the reference).
     """
-    if isinstance(cardinality, bool) or not isinstance(cardinality, int):
-        raise ValueError(f"cardinality must be an integer, got {cardinality!r}")
-    low, high = CARDINALITY_RANGE
-    if not low <= cardinality <= high:
-        raise ValueError(f"cardinality must be in [{low}, {high}], got {cardinality}")
+    cardinality = whole_number("cardinality", cardinality, *CARDINALITY_RANGE,
+                               integral_floats=False)
     if isinstance(reference, str):
         from .presets import PRESETS
 

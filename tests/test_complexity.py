@@ -18,10 +18,16 @@ def random_configs(count: int, seed: int) -> list[tuple[ResNeXtConfig, int | tup
     out = []
     while len(out) < count:
         cardinality = rng.choice([1, 2, 3, 4, 5, 8, 16, 32, 64])
-        grouped = rng.random() < 0.25 and 64 % cardinality == 0
+        # base_planes: the paper's 64 half the time, else a narrower or wider stem/stage 1.
+        base_planes = 64 if rng.random() < 0.5 else rng.choice([1, 3, 8, 16, 24, 40, 96, 128])
+        width = rng.choice([1, 2, 3, 4, 7, 8, 14, 24, 40, 64])
+        if base_planes * width < 64:
+            continue  # group width 0: refused by the config (tested in test_config.py)
+        grouped = rng.random() < 0.25 and base_planes % cardinality == 0
         cfg = ResNeXtConfig(
             cardinality=cardinality,
-            bottleneck_width=rng.choice([1, 2, 3, 4, 7, 8, 14, 24, 40, 64]),
+            bottleneck_width=width,
+            base_planes=base_planes,
             stage_blocks=tuple(rng.randint(1, 3) for _ in range(rng.randint(1, 6))),
             num_classes=rng.choice([1, 10, 100, 1000, 21843]),
             stem=rng.choice(["imagenet", "cifar"]),
