@@ -44,17 +44,17 @@ def test_keep_complexity_sets_d_from_table_2():
 
 
 @pytest.mark.parametrize("changes,fragment", [
-    (dict(cardinality=0), "cardinality must be in [1, 1024], got 0"),
+    (dict(cardinality=0), "cardinality must be an integer in [1, 1024], got 0"),
     (dict(cardinality=2.5), "cardinality must be an integer"),
     (dict(cardinality=math.nan), "cardinality must be an integer in [1, 1024], got nan"),
-    (dict(bottleneck_width=-1), "bottleneck_width must be in [1, 1024], got -1"),
-    (dict(num_classes=0), "num_classes must be in [1, 100000], got 0"),
+    (dict(bottleneck_width=-1), "bottleneck_width must be an integer in [1, 1024], got -1"),
+    (dict(num_classes=0), "num_classes must be an integer in [1, 100000], got 0"),
     (dict(image_size=8), "input resolution must be an integer in [16, 1024], got 8"),
     (dict(image_size=math.inf), "input resolution must be an integer in [16, 1024], got inf"),
     (dict(blocks_text=""), "blocks per stage is empty"),
     (dict(blocks_text="3, four, 6"), "'four' is not one"),
     (dict(blocks_text="3, 4, 6, 3, 3, 3, 3"), "stage_blocks must have 1 to 6 stages, got 7"),
-    (dict(blocks_text="3, 400"), "stage_blocks[1] must be in [1, 64], got 400"),
+    (dict(blocks_text="3, 400"), "stage_blocks[1] must be an integer in [1, 64], got 400"),
     (dict(stem="vgg"), "stem must be one of"),
     (dict(block_form="z"), "block_form must be one of"),
     (dict(grouped_reduce="yes"), "grouped_reduce must be True or False"),
