@@ -1,0 +1,48 @@
+"""Datasets for training and for checking attributions: `shapes` (generated, with ground-truth
+masks), CIFAR-10/100 (official binary archives) and any folder of images.
+
+Each function returns a `DatasetPair`: `.train` and `.test` (torch Datasets of
+`(image float32 (3, H, W) in [0, 1], label)`), `.classes`, `.mean` / `.std` of the training
+images per channel, `.name`, `.image_size`, and `.spec`, from which `from_spec` rebuilds the
+same pair (a run keeps it in its config.json).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .cifar import DatasetFileError, DatasetUnavailableError, cifar10, cifar100
+from .folder import SkippedImageWarning, image_folder
+from .shapes import CLASSES as SHAPE_CLASSES
+from .shapes import shapes
+from .tensors import DatasetPair, ImageTensors
+
+NAMES = ("shapes", "shapes-shortcut", "cifar10", "cifar100", "folder")
+# shapes-shortcut's default: the marker tells the class in 90 % of training images.
+DEFAULT_SHORTCUT = 0.9
+
+
+def from_spec(spec: Mapping[str, Any]) -> DatasetPair:
+    """Rebuild a dataset from a run's "data" section (or a DatasetPair's `.spec`)."""
+    if not isinstance(spec, Mapping) or spec.get("name") not in NAMES:
+        name = spec.get("name") if isinstance(spec, Mapping) else spec
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(NAMES)}")
+    name = spec["name"]
+    if name in ("shapes", "shapes-shortcut"):
+        sizes = spec.get("sizes", {})
+        return shapes(n_train=sizes.get("train", 10000), n_test=sizes.get("test", 1000),
+                      image_size=spec.get("image_size", 32), seed=spec.get("seed", 0),
+                      shortcut=spec.get("shortcut"))
+    if name == "cifar10":
+        return cifar10(spec["root"])
+    if name == "cifar100":
+        return cifar100(spec["root"], labels=spec.get("labels", "fine"))
+    return image_folder(spec["root"], image_size=spec.get("image_size", 64),
+                        test_fraction=spec.get("test_fraction", 0.2), seed=spec.get("seed", 0))
+
+
+__all__ = [
+    "DEFAULT_SHORTCUT", "NAMES", "SHAPE_CLASSES", "DatasetFileError", "DatasetPair",
+    "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10", "cifar100",
+    "from_spec", "image_folder", "shapes",
+]

@@ -1,0 +1,163 @@
+"""`shapes`: a generated dataset whose ground truth is known pixel by pixel.
+
+Each image holds one shape on a textured background, plus a distractor blob. Only the
+shape decides the class: its colour, size, position and rotation, the background's colours
+and stripes, and the blob are drawn at random independently of the label. `masks` marks
+the shape's pixels, so attribution maps can be scored against where the evidence really is.
+
+With `shortcut=p`, a small square marker sits in the top-left corner. In the training
+split its colour is the class's colour with probability p (else a random class colour); in
+the test split always random. A network that learns the marker instead of the shape does
+worse on the test split, and `marker_masks` shows where it looked.
+
+Everything is generated on tensors a chunk of images at a time (no per-image loop), from a
+`torch.Generator` seeded by `seed`: the same arguments give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..validation import whole_number
+from .tensors import DatasetPair, ImageTensors, channel_stats
+
+CLASSES = ("disc", "square", "triangle", "cross", "ring", "bar")
+# Marker colours, one per class: far apart so that a 2x2 patch tells them apart.
+MARKER_COLOURS = torch.tensor([
+    [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+    [1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0],
+])
+SIZE_RANGE = (16, 256)
+COUNT_RANGE = (1, 1_000_000)
+# Images generated per chunk at 32 px: bounds the temporary float tensors to ~100 MB.
+_CHUNK_PIXELS = 2048 * 32 * 32
+
+
+def shapes(n_train: int = 10000, n_test: int = 1000, image_size: int = 32, seed: int = 0,
+           shortcut: float | None = None) -> DatasetPair:
+    """The shapes dataset: `.train`, `.test` (with `.masks`), `.classes`, `.mean`, `.std`."""
+    n_train = whole_number("n_train", n_train, *COUNT_RANGE)
+    n_test = whole_number("n_test", n_test, *COUNT_RANGE)
+    image_size = whole_number("image_size", image_size, *SIZE_RANGE)
+    seed = whole_number("seed", seed, 0, 2**31 - 1)
+    if shortcut is not None:
+        if isinstance(shortcut, bool) or not isinstance(shortcut, (int, float)) or not (
+                0.0 <= float(shortcut) <= 1.0):
+            raise ValueError(f"shortcut must be a probability in [0, 1] or None, got {shortcut!r}")
+        shortcut = float(shortcut)
+    # Separate streams per split: the test split does not change with n_train.
+    train = _generate(n_train, image_size, _generator(seed, 0), shortcut, train=True)
+    test = _generate(n_test, image_size, _generator(seed, 1), shortcut, train=False)
+    mean, std = channel_stats(train.images)
+    name = "shapes" if shortcut is None else "shapes-shortcut"
+    spec = {"name": name, "image_size": image_size,
+            "sizes": {"train": n_train, "test": n_test}, "seed": seed, "shortcut": shortcut}
+    return DatasetPair(name, train, test, CLASSES, mean, std, image_size, spec)
+
+
+def _generator(seed: int, split: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 2 + split)
+
+
+def _generate(count: int, size: int, generator: torch.Generator, shortcut: float | None,
+              train: bool) -> ImageTensors:
+    images = torch.empty(count, 3, size, size, dtype=torch.uint8)
+    masks = torch.empty(count, size, size, dtype=torch.bool)
+    marker_masks = torch.zeros(count, size, size, dtype=torch.bool) if shortcut is not None else None
+    # Balanced classes in a random order.
+    labels = (torch.arange(count) % len(CLASSES))[torch.randperm(count, generator=generator)]
+    chunk = max(1, _CHUNK_PIXELS // (size * size))
+    for start in range(0, count, chunk):
+        stop = min(count, start + chunk)
+        canvas, object_mask, marker = _draw(labels[start:stop], size, generator, shortcut, train)
+        images[start:stop] = canvas.mul_(255).round_().to(torch.uint8)
+        masks[start:stop] = object_mask
+        if marker_masks is not None:
+            marker_masks[start:stop] = marker
+    return ImageTensors(images, labels, masks, marker_masks)
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator
+             ) -> torch.Tensor:
+    return torch.rand(shape, generator=generator) * (high - low) + low
+
+
+def _shape_masks(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Inside-test of each image's shape in its own unit frame (u, v of shape (n, H, W))."""
+    radius = torch.sqrt(u * u + v * v)
+    au, av = u.abs(), v.abs()
+    root3 = math.sqrt(3.0)
+    candidates = torch.stack([
+        radius <= 1.0,                                                   # disc
+        torch.maximum(au, av) <= 0.8,                                    # square
+        (v >= -0.5) & (root3 * u + v <= 1.0) & (-root3 * u + v <= 1.0),  # triangle
+        ((au <= 0.3) & (av <= 1.0)) | ((av <= 0.3) & (au <= 1.0)),       # cross
+        (radius <= 1.0) & (radius >= 0.55),                              # ring
+        (au <= 1.0) & (av <= 0.28),                                      # bar
+    ], dim=1)  # (n, classes, H, W)
+    return candidates[torch.arange(labels.shape[0]), labels]
+
+
+def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
+          shortcut: float | None, train: bool
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    n = labels.shape[0]
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in [0, 1]
+    ys, xs = coords.view(1, size, 1), coords.view(1, 1, size)
+
+    # Background: two random colours mixed by stripes of random angle and frequency, plus
+    # pixel noise, so texture is everywhere and carries no label.
+    colour_a = torch.rand(n, 3, 1, 1, generator=generator)
+    colour_b = torch.rand(n, 3, 1, 1, generator=generator)
+    angle = _uniform((n, 1, 1), 0, math.pi, generator)
+    frequency = _uniform((n, 1, 1), 2, 9, generator)
+    phase = _uniform((n, 1, 1), 0, 2 * math.pi, generator)
+    stripes = 0.5 + 0.5 * torch.sin(
+        2 * math.pi * frequency * (xs * torch.cos(angle) + ys * torch.sin(angle)) + phase)
+    canvas = colour_a + (colour_b - colour_a) * (0.35 * stripes).unsqueeze(1)
+    canvas = canvas + 0.04 * torch.randn(n, 3, size, size, generator=generator)
+
+    # Distractor: a soft blob of random colour, size and place, drawn under the shape.
+    blob_x, blob_y = torch.rand(n, 1, 1, generator=generator), torch.rand(n, 1, 1, generator=generator)
+    blob_r = _uniform((n, 1, 1), 0.08, 0.2, generator)
+    blob = torch.exp(-((xs - blob_x) ** 2 + (ys - blob_y) ** 2) / (2 * blob_r ** 2))
+    blob_colour = torch.rand(n, 3, 1, 1, generator=generator)
+    canvas = canvas + (blob_colour - canvas) * (0.8 * blob).unsqueeze(1)
+
+    # The shape: centre, radius and rotation at random; it stays (mostly) inside the image.
+    radius = _uniform((n, 1, 1), 0.22, 0.36, generator)
+    centre_x = radius * 0.9 + torch.rand(n, 1, 1, generator=generator) * (1 - 1.8 * radius)
+    centre_y = radius * 0.9 + torch.rand(n, 1, 1, generator=generator) * (1 - 1.8 * radius)
+    rotation = _uniform((n, 1, 1), 0, 2 * math.pi, generator)
+    dx, dy = xs - centre_x, ys - centre_y
+    cos, sin = torch.cos(rotation), torch.sin(rotation)
+    u = (dx * cos + dy * sin) / radius
+    v = (dy * cos - dx * sin) / radius
+    object_mask = _shape_masks(labels, u, v)
+    # Its colour differs from the background's mean brightness by at least 0.3, so the
+    # shape is always visible; hue and which side of the background it sits are random.
+    background_level = canvas.mean(dim=(1, 2, 3)).view(n, 1, 1, 1)
+    colour = torch.rand(n, 3, 1, 1, generator=generator)
+    darker = background_level > 0.5
+    offset = colour.mean(dim=1, keepdim=True) - background_level
+    shift = torch.where(darker, (-0.3 - offset).clamp(max=0), (0.3 - offset).clamp(min=0))
+    colour = (colour + shift).clamp(0, 1)
+    canvas = torch.where(object_mask.unsqueeze(1), colour, canvas)
+
+    marker = None
+    if shortcut is not None:
+        side = max(2, size // 10)
+        random_class = torch.randint(len(CLASSES), (n,), generator=generator)
+        if train:
+            honest = torch.rand(n, generator=generator) < shortcut
+            marker_class = torch.where(honest, labels, random_class)
+        else:
+            marker_class = random_class
+        marker = torch.zeros(n, size, size, dtype=torch.bool)
+        marker[:, 1:1 + side, 1:1 + side] = True
+        canvas = torch.where(marker.unsqueeze(1), MARKER_COLOURS[marker_class].view(n, 3, 1, 1),
+                             canvas)
+        object_mask = object_mask & ~marker
+    return canvas.clamp_(0, 1), object_mask, marker
