@@ -5,6 +5,7 @@ import pytest
 import resnext
 from explorer.selection import Selection
 from explorer.services import architecture as service
+from explorer.services import downloads
 from explorer.services import formatting as fmt
 
 
@@ -69,7 +70,7 @@ def test_seed_note_numbers():
 
 def test_torchinfo_summary_agrees_with_complexity():
     selection = sel("resnext50_32x4d")
-    rows, text = service.summary_rows(selection, depth=2)
+    rows, text = service.summary_rows(selection, summary_depth=2)
     assert rows[0][:2] == ["ResNeXt", "ResNeXt"] and rows[0][4] == "25,028,904"
     report = resnext.complexity(selection.config, 224)
     bn_params = sum(l.params for l in report.layers if l.kind == "bn")
@@ -80,22 +81,25 @@ def test_torchinfo_summary_agrees_with_complexity():
     assert "Total params: 25,028,904" in text
     assert max(r[0].count("· ") for r in rows) == 2
     with pytest.raises(ValueError, match="summary depth"):
-        service.summary_rows(selection, depth=0)
+        service.summary_rows(selection, summary_depth=0)
 
 
 def test_formatting():
     assert fmt.count(88_791_336) == "88,791,336"
     assert fmt.scaled(16_414_015_488, "MACs") == "16.41 GMACs"
     assert fmt.scaled(950_000, "B") == "950 kB"
-    assert fmt.megabytes(100_115_616) == "100.1 MB"
+    assert fmt.byte_size(100_115_616) == "100.1 MB"
+    # 32x8d-class weights in GB, not "32,796.6 MB"; small files in kB.
+    assert fmt.byte_size(32_796_600_000) == "32.8 GB"
+    assert fmt.byte_size(512_300) == "512 kB" and fmt.byte_size(12) == "12 B"
     assert fmt.percent_change(110, 100) == "+10.0 %"
 
 
 def test_summary_files_are_named_by_content_and_bounded(tmp_path):
-    first = service.write_summary_file("a", tmp_path, keep=3)
-    assert service.write_summary_file("a", tmp_path, keep=3) == first
+    first = downloads.write_download("a", "resnext-summary", ".txt", tmp_path, keep=3)
+    assert downloads.write_download("a", "resnext-summary", ".txt", tmp_path, keep=3) == first
     for text in "bcdef":
-        service.write_summary_file(text, tmp_path, keep=3)
+        downloads.write_download(text, "resnext-summary", ".txt", tmp_path, keep=3)
     files = sorted(tmp_path.iterdir())
     assert len(files) == 3
     assert {f.read_text() for f in files} == {"d", "e", "f"}
@@ -112,3 +116,33 @@ def test_summary_refuses_networks_with_too_many_modules():
         service.summary_rows(Selection(wide_a, 224))
     # The same network in form (c) is summarised (384 blocks: a few seconds at most).
     assert resnext.module_count(wide_a.replace(block_form="c")) < MAX_MODULES
+
+
+def test_view_is_one_complexity_report_drawn_everywhere():
+    selection = sel("resnext101_32x8d")
+    view = service.view(selection, "resnet50")
+    assert view.headline.params == 88_791_336
+    assert "88,791,336" in view.headline_html
+    assert view.stage_rows[-1][5:] == ["88,791,336", "16,414,015,488"]
+    assert view.seed_note == "" and view.link.startswith("?config=")
+    seed = service.view(sel("seed_resnext152", 224))
+    # The seed's "152" layout, named once in the library, against the paper's (Table 1).
+    assert "(3, 4, 36, 3)" in seed.seed_note and "(3, 8, 36, 3)" in seed.seed_note
+
+
+@pytest.mark.parametrize("depth,stem,expected", [
+    # Into the paper's CIFAR setting (Sec. 5.2): stem, 32 px and 10 classes come along.
+    ("29", "imagenet", ((3, 3, 3), "cifar", 32, 10, True)),
+    # Back to an ImageNet depth (Table 1).
+    ("50", "cifar", ((3, 4, 6, 3), "imagenet", 224, 1000, True)),
+    # Within one setting only the layout changes: the user's size and classes stay.
+    ("101", "imagenet", ((3, 4, 23, 3), "imagenet", 320, 37, False)),
+])
+def test_depth_setting_brings_the_papers_setting(depth, stem, expected):
+    setting = service.depth_setting(depth, stem, 320, 37)
+    blocks, new_stem, size, classes, noted = expected
+    assert (setting.stage_blocks, setting.stem, setting.image_size, setting.num_classes) == (
+        blocks, new_stem, size, classes)
+    assert bool(setting.note) == noted
+    with pytest.raises(ValueError, match="depth must be one of"):
+        service.depth_setting("77", stem, 224, 1000)

@@ -9,6 +9,7 @@ from gradio_client.exceptions import AppError
 
 import resnext
 from explorer.selection import Selection
+from explorer.services import run_views as views
 from explorer.services import runner
 from explorer.services.models import IMAGENET, ModelCache, WeightsChoice, build_weighted_model
 from explorer.tabs import run as run_tab
@@ -215,8 +216,8 @@ def test_out_of_memory_is_reported_and_the_next_run_works():
     ({"batch_size": 0}, "batch size must be an integer in \\[1, 1024\\], got 0"),
     ({"batch_size": 100000}, "batch size must be an integer in \\[1, 1024\\], got 100000"),
     ({"batch_size": 2.5}, "batch size must be an integer in \\[1, 1024\\], got 2.5"),
-    ({"warmup": -1}, "warm-up iterations must be"),
-    ({"iterations": 0}, "timed iterations must be"),
+    ({"warmup": -1}, "warm-up passes must be"),
+    ({"iterations": 0}, "timed passes must be"),
     ({"device": "tpu"}, "unknown device 'tpu'"),
     ({"dtype": "float16"}, "dtype 'float16' is not offered on cpu"),
     ({"dtype": "int8"}, "dtype 'int8' is not offered"),
@@ -280,12 +281,12 @@ def test_cuda_run_reports_max_memory_allocated():
 
 def test_run_button_adds_rows_to_the_users_table():
     selection = Selection(TINY, TINY_SIDE)
-    html, top5, history, table = run_tab.run_selected(
+    html, top5, history, table, csv_file = run_tab.run_selected(
         selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2, [])
     assert "Median latency" in html and "2×1000" in html and "as expected" in html
     assert top5["visible"] is False
     assert len(history) == 1 and history[0][1] == TINY.name and history[0][3] == 2
-    _, _, history, _ = run_tab.run_selected(
+    _, _, history, _, _ = run_tab.run_selected(
         selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)
     assert [row[0] for row in history] == [1, 2]
     assert history[1][3:5] == [1, "cpu · bfloat16 · channels-last"]
@@ -293,9 +294,9 @@ def test_run_button_adds_rows_to_the_users_table():
 
 def test_summary_warns_before_an_over_budget_run():
     huge = Selection(resnext.PRESETS["resnext101_32x8d"], 1024)
-    text = run_tab.model_summary(huge, WeightsChoice(), "cpu", 1024, "float32")
+    text = views.run_preview(huge, WeightsChoice(), "cpu", 1024, "float32")
     assert "over budget" in text and "ResNeXt-101 (32x8d)" in text
-    fine = run_tab.model_summary(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu", 1, "float32")
+    fine = views.run_preview(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu", 1, "float32")
     assert ": fits." in fine and "random (seed 0)" in fine
 
 
@@ -314,7 +315,7 @@ def test_sweep_button_shows_the_chart():
 def test_sweep_figure_plots_latency_and_throughput():
     sweep = runner.Sweep([runner.SweepPoint(1, 10.0, 9.0, 12.0, 100.0),
                           runner.SweepPoint(2, 15.0, 14.0, 16.0, 133.3)])
-    figure = run_tab.sweep_figure(sweep, "t")
+    figure = views.batch_sweep_figure(sweep, "t")
     latency, throughput = figure.data
     assert list(latency.y) == [10.0, 15.0] and list(latency.error_y.array) == [2.0, 1.0]
     assert list(throughput.y) == [100.0, 133.3]
@@ -382,11 +383,11 @@ def test_imagenet_weights_bring_their_own_architecture():
     custom = Selection(resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2,
                                              stage_blocks=(1, 1), stem="cifar"), 32)
     weights = WeightsChoice(kind=IMAGENET, name="resnext101_32x8d.IMAGENET1K_V2")
-    text = run_tab.model_summary(custom, weights, "cpu", 1, "float32")
+    text = views.run_preview(custom, weights, "cpu", 1, "float32")
     assert "ResNeXt-101 (32x8d) (resnext101_32x8d) at 224×224" in text
     assert "the architecture of these ImageNet weights" in text
-    assert "ResNeXt-" in run_tab.model_summary(custom, None, "cpu", 1, "float32")
-    assert "at 32×32" in run_tab.model_summary(custom, None, "cpu", 1, "float32")
+    assert "ResNeXt-" in views.run_preview(custom, WeightsChoice(), "cpu", 1, "float32")
+    assert "at 32×32" in views.run_preview(custom, WeightsChoice(), "cpu", 1, "float32")
 
 
 @pytest.mark.parametrize("warmup", [0, 2])

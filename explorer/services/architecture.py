@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import hashlib
-import html
 from dataclasses import dataclass
-from pathlib import Path
 
 import resnext
 from resnext import ComplexityReport
 
-from ..selection import Selection
+from resnext import SEED_152_BLOCKS
 from resnext.validation import whole_number
-from .memory import check_module_count
+
+from ..selection import CIFAR_SETTING, CUSTOM, IMAGENET_SETTING, Selection
 from . import formatting as fmt
 from . import plots
+from .cards import card, cards
+from .memory import check_module_count
 
 DEFAULT_BASELINE = "resnet50"
+# torchinfo's summary: how many levels of modules to list (1: the four stages; 6 reaches
+# every conv inside a form-(a) path). The depth slider is built from this.
+SUMMARY_DEPTH_RANGE = (1, 6)
+SUMMARY_DEPTH_DEFAULT = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,72 @@ class Headline:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class ArchitectureView:
+    """Everything the Architecture tab shows for one Selection, from one complexity report."""
+
+    selection: Selection
+    headline: Headline
+    headline_html: str
+    stage_rows: list[list[str]]
+    figure: object  # plotly Figure
+    config_json: str
+    seed_note: str  # "" unless a seed preset
+    link: str  # "?config=...": opens the app with this network on screen
+
+
+def view(selection: Selection, baseline: str = DEFAULT_BASELINE) -> ArchitectureView:
+    report = resnext.complexity(selection.config, selection.image_size)
+    figures = headline(selection, baseline)
+    return ArchitectureView(
+        selection=selection,
+        headline=figures,
+        headline_html=headline_html(selection, figures),
+        stage_rows=stage_rows(report),
+        figure=network_figure(report),
+        config_json=selection.to_json(),
+        seed_note=seed_note(selection.preset, selection.image_size),
+        link=selection.link_query(),
+    )
+
+
+def preset_selection(preset: str) -> Selection:
+    """A preset at its native input size (224 for ImageNet nets, 32 for CIFAR ones)."""
+    if preset not in resnext.PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of "
+                         f"{', '.join([*resnext.PRESETS, CUSTOM])}")
+    return Selection(resnext.PRESETS[preset], resnext.NATIVE_IMAGE_SIZE[preset])
+
+
+@dataclass(frozen=True)
+class DepthSetting:
+    """What choosing a depth changes: the layout, and the stem, input side and classes when
+    the choice crosses between the paper's CIFAR and ImageNet settings."""
+
+    stage_blocks: tuple[int, ...]
+    stem: str
+    image_size: int
+    num_classes: int
+    note: str  # "" when only the layout changed
+
+
+def depth_setting(depth: str, stem: str, image_size: int, num_classes: int) -> DepthSetting:
+    """The setting for a standard depth (not 'custom') chosen while `stem` etc. are in use."""
+    if depth not in {str(d) for d in resnext.DEPTHS}:
+        raise ValueError(f"depth must be one of {', '.join(map(str, resnext.DEPTHS))} or custom, "
+                         f"got {depth!r}")
+    layout = resnext.blocks_for_depth(int(depth))
+    cifar = int(depth) in resnext.CIFAR_DEPTHS
+    target = CIFAR_SETTING if cifar else IMAGENET_SETTING
+    if stem == target["stem"]:
+        return DepthSetting(layout, stem, image_size, num_classes, "")
+    note = ("Depth 29 is the paper's CIFAR network (Sec. 5.2, Table 7): CIFAR stem, 32×32 "
+            "input, 10 classes." if cifar else
+            f"Depth {depth} is an ImageNet network (Table 1): 7×7 stem with max-pool, "
+            f"224×224 input, 1000 classes.")
+    return DepthSetting(layout, target["stem"], target["image_size"], target["num_classes"], note)
+
+
 def headline(selection: Selection, baseline: str = DEFAULT_BASELINE) -> Headline:
     if baseline not in resnext.PRESETS:
         raise ValueError(f"baseline must be one of {sorted(resnext.PRESETS)}, got {baseline!r}")
@@ -57,32 +127,24 @@ def headline(selection: Selection, baseline: str = DEFAULT_BASELINE) -> Headline
     )
 
 
-def _card(label: str, value: str, note: str) -> str:
-    return (f'<div class="rx-card"><div class="rx-label">{html.escape(label)}</div>'
-            f'<div class="rx-value">{html.escape(value)}</div>'
-            f'<div class="rx-note">{html.escape(note)}</div></div>')
-
-
 def headline_html(selection: Selection, figures: Headline) -> str:
     size = selection.image_size
     cfg = selection.config
-    cards = [
-        _card("Parameters", fmt.count(figures.params),
+    return cards(f"{figures.name} · {size}×{size} input · {cfg.num_classes} classes · "
+                 f"form ({cfg.block_form})", [
+        card("Parameters", fmt.count(figures.params),
               f"{figures.params_change_percent:+.1f} % vs {figures.baseline}"),
-        _card("Multiply-adds", fmt.scaled(figures.macs, "MACs"),
+        card("Multiply-adds", fmt.scaled(figures.macs, "MACs"),
               f"{fmt.count(figures.macs)} · conv + fc, batch 1, {size}×{size}; "
               f"{figures.macs_change_percent:+.1f} % vs {figures.baseline}"),
-        _card("FLOPs", fmt.scaled(figures.flops, "FLOPs"),
+        card("FLOPs", fmt.scaled(figures.flops, "FLOPs"),
               "2 × MACs (FlopCounterMode's convention; BN, ReLU, pooling not counted)"),
-        _card("Weights", fmt.megabytes(figures.weight_bytes), "float32 parameters"),
-        _card("Activations", fmt.megabytes(figures.activation_bytes),
+        card("Weights", fmt.byte_size(figures.weight_bytes), "float32 parameters"),
+        card("Activations", fmt.byte_size(figures.activation_bytes),
               "one image, float32: every layer's output, as kept for backward"),
-        _card("Layers", str(figures.depth),
-              f"3 × {sum(cfg.stage_blocks)} bottleneck convs + stem conv + fc"),
-    ]
-    return (f'<div class="rx-title">{html.escape(figures.name)} · {size}×{size} input · '
-            f'{cfg.num_classes} classes · form ({cfg.block_form})</div>'
-            f'<div class="rx-cards">{"".join(cards)}</div>')
+        card("Layers", str(figures.depth),
+             f"3 × {sum(cfg.stage_blocks)} bottleneck convs + stem conv + fc"),
+    ])
 
 
 STAGE_COLUMNS = ["stage", "output", "channels", "group width C·d", "blocks", "params", "MACs"]
@@ -167,16 +229,19 @@ def seed_note(preset: str, image_size: int) -> str:
         f"{fmt.scaled(imagenet_stem.macs, 'MACs')} with the 7×7/2 stem and pool.",
     ]
     if preset == "seed_resnext152":
-        standard = resnext.complexity(cfg.replace(stage_blocks=(3, 8, 36, 3)), image_size)
+        paper_152 = resnext.blocks_for_depth(152)
+        standard = resnext.complexity(cfg.replace(stage_blocks=paper_152), image_size)
         lines.append(
-            f"- **Its 152 stacks (3, 4, 36, 3) blocks**, a {cfg.depth}-layer network; the paper's 152 "
-            f"is (3, 8, 36, 3): that layout would have {fmt.count(standard.params)} params.")
+            f"- **Its 152 stacks {SEED_152_BLOCKS} blocks**, a {cfg.depth}-layer network; the "
+            f"paper's 152 is {paper_152}: that layout would have {fmt.count(standard.params)} "
+            f"params.")
     lines.append("- No special weight init in the seed (PyTorch defaults); this explorer uses "
                  "Kaiming init, which changes no count.")
     return "\n".join(lines)
 
 
-def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]], str]:
+def summary_rows(selection: Selection, summary_depth: int = SUMMARY_DEPTH_DEFAULT
+                 ) -> tuple[list[list[str]], str]:
     """torchinfo's summary of the model, built on the meta device (no weights allocated).
 
     Returns the per-layer rows for a table and torchinfo's own text (for download).
@@ -184,7 +249,7 @@ def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]],
     import torch
     import torchinfo
 
-    depth = whole_number("summary depth", depth, 1, 6)
+    depth = whole_number("summary depth", summary_depth, *SUMMARY_DEPTH_RANGE)
     check_module_count(selection.config, "The torchinfo summary")
     model = resnext.build_model(selection.config, device="meta")
     size = selection.image_size
@@ -216,22 +281,6 @@ def summary_rows(selection: Selection, depth: int = 3) -> tuple[list[list[str]],
             fmt.count(macs) if macs else "–",
         ])
     return rows, str(stats)
-
-
-def write_summary_file(content: str, directory: Path, keep: int = 64) -> Path:
-    """Write a summary for download, named by its content; keep only the newest `keep` files.
-
-    The same config gives the same file, and the folder stays bounded however many
-    configs users try (Gradio serves a copy from its own cache).
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
-    path = directory / f"resnext-summary-{digest}.txt"
-    path.write_text(content, encoding="utf-8")
-    files = sorted(directory.glob("resnext-summary-*.txt"), key=lambda p: p.stat().st_mtime_ns)
-    for old in files[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
 
 
 SUMMARY_COLUMNS = ["layer", "type", "input", "output", "params", "mult-adds (torchinfo)"]

@@ -11,6 +11,7 @@ the multiply-adds of convs and the fc layer at batch 1 (FLOPs = 2 × MACs); memo
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +20,11 @@ import resnext
 from resnext import IMAGENET_DEPTHS, ROLE_LABELS, ROLES, ResNeXtConfig
 from resnext.config import BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE
 
-from ..selection import IMAGE_SIZE_RANGE, Selection
 from resnext.validation import whole_number
+
+from ..selection import IMAGE_SIZE_RANGE, Selection
+from . import downloads
+from . import formatting as fmt
 from . import plots
 from .plots import GRID_GREY, TEXT_GREY
 
@@ -64,6 +68,8 @@ SWEEP_DEFAULTS: dict[str, tuple[int, int]] = {
 SPACINGS = ("geometric", "linear")
 MAX_SWEEP_POINTS = 1024
 MAX_PINS = 8
+# Input sides labelled on a resolution sweep's axis (CIFAR, ImageNet crops and their steps).
+RESOLUTION_TICKS = (16, 32, 64, 96, 128, 160, 224, 320, 448, 640, 1024)
 
 # Style: transparent backgrounds and a mid grey for text and grid, readable on Gradio's light
 # and dark themes alike (plotly figures don't follow the page's theme by themselves).
@@ -77,12 +83,6 @@ def _go():
     import plotly.graph_objects as go  # imported on first chart: keeps `import explorer` quick
 
     return go
-
-
-def _subplots(**kwargs: Any):
-    from plotly.subplots import make_subplots
-
-    return make_subplots(**kwargs)
 
 
 def _style(fig, height: int, legend_y: float = 1.12, legend_anchor: str = "bottom"):
@@ -149,7 +149,7 @@ def breakdown_data(selection: Selection, scale: str = "absolute",
 def breakdown_figure(data: dict[str, Any]):
     go = _go()
     share = data["scale"] == "share"
-    fig = _subplots(rows=1, cols=2, horizontal_spacing=0.09,
+    fig = plots.subplots(rows=1, cols=2, horizontal_spacing=0.09,
                     subplot_titles=(f"Parameters (total {data['total_params']:,})",
                                     f"Multiply-adds (total {data['total_macs']:,} MACs)"))
     by_stage = data["group_by"] == "stage"
@@ -323,10 +323,17 @@ def sweep_note(request: SweepRequest, points: list[dict], skipped: list[dict]) -
     return " ".join(lines)
 
 
+def sweep_csv(data: dict[str, Any]) -> str:
+    """Every point of a sweep (the `sweep_data` rows) as CSV text."""
+    columns = ["value", "cardinality", "bottleneck_width", "group_width", "depth",
+               "image_size", "params", "macs"]
+    return downloads.csv_text(columns, ([p[c] for c in columns] for p in data["points"]))
+
+
 def sweep_figure(data: dict[str, Any]):
     go = _go()
     variable = data["variable"]
-    fig = _subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
+    fig = plots.subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
                     subplot_titles=("Parameters", "Multiply-adds (MACs, conv + fc, batch 1)"))
     points, current = data["points"], data["current"]
 
@@ -368,6 +375,12 @@ def sweep_figure(data: dict[str, Any]):
         axis.update(dtick=math.log10(2), tick0=0)  # ticks at 1, 2, 4, 8, ...
     if variable == "depth":
         axis.update(tickvals=sorted(IMAGENET_DEPTHS))
+    if variable == "image_size":
+        # Plotly's log ticks label every 1..9 of a decade ("2 3 4 5 ... 100 2 3"), which
+        # overlap: label the usual input sides only.
+        values = [p["value"] for p in points]
+        low, high = min(values), max(values)
+        axis.update(tickvals=[v for v in RESOLUTION_TICKS if low <= v <= high] or values)
     title = SWEEP_VARIABLES[variable]
     if data["keep_complexity"]:
         title = "cardinality C (d = preserving_width(C), paper Table 2)"
@@ -508,69 +521,136 @@ COMPARE_METRICS = (
     ("depth", "depth (layers)", ""),
 )
 COMPARE_COLUMNS = ["#", "network", "input", "stem · form · classes", "params", "GMACs",
-                   "activations (MB)", "weights (MB)", "depth"]
+                   "activations", "weights", "depth"]
 
 
-def pin(pins: list[Selection], selection: Selection) -> tuple[list[Selection], str]:
+@dataclass(frozen=True)
+class Pin:
+    """A pinned config. Its number (and so its colour) stays the same while others are
+    removed, so "#3" means the same network for as long as it is pinned."""
+
+    number: int
+    selection: Selection
+
+    @property
+    def label(self) -> str:
+        return f"#{self.number} {self.selection.config.name} · {self.selection.image_size} px"
+
+    @property
+    def color(self) -> str:
+        return SERIES_COLORS[(self.number - 1) % len(SERIES_COLORS)]
+
+
+def pin(pins: list[Pin], selection: Selection) -> tuple[list[Pin], str]:
     """A new pin list with `selection` appended (at most MAX_PINS; a repeat is not added)."""
-    if selection in pins:
-        return list(pins), f"Already pinned as #{pins.index(selection) + 1}."
+    for existing in pins:
+        if existing.selection == selection:
+            return list(pins), f"Already pinned as #{existing.number}."
     if len(pins) >= MAX_PINS:
         raise ValueError(f"at most {MAX_PINS} configs can be pinned; remove one first")
-    return [*pins, selection], f"Pinned {pin_label(len(pins), selection)}."
+    added = Pin(max((p.number for p in pins), default=0) + 1, selection)
+    return [*pins, added], f"Pinned {added.label}."
 
 
-def pin_label(index: int, selection: Selection) -> str:
-    return f"#{index + 1} {selection.config.name} · {selection.image_size} px"
+def pin_labels(pins: list[Pin]) -> list[str]:
+    return [p.label for p in pins]
 
 
-def pin_labels(pins: list[Selection]) -> list[str]:
-    return [pin_label(i, s) for i, s in enumerate(pins)]
-
-
-def unpin(pins: list[Selection], labels: list[str]) -> list[Selection]:
+def unpin(pins: list[Pin], labels: list[str]) -> list[Pin]:
     """The pin list without the pins whose labels are given (unknown labels are an error)."""
     known = pin_labels(pins)
     unknown = [label for label in labels if label not in known]
     if unknown:
         raise ValueError(f"not pinned: {unknown}; pinned are {known}")
-    return [s for label, s in zip(known, pins) if label not in labels]
+    return [p for p in pins if p.label not in labels]
 
 
-def compare_data(pins: list[Selection]) -> dict[str, Any]:
+def compare_data(pins: list[Pin]) -> dict[str, Any]:
     rows = []
-    for index, selection in enumerate(pins):
+    for item in pins:
+        selection = item.selection
         report = resnext.complexity(selection.config, selection.image_size)
-        rows.append({"label": pin_label(index, selection), **selection_summary(selection),
+        rows.append({"number": item.number, "label": item.label, "color": item.color,
+                     **selection_summary(selection),
                      "params": report.params, "macs": report.macs,
                      "activation_bytes": report.activation_bytes,
-                     "weight_bytes": report.weight_bytes, "depth": report.depth})
+                     "weight_bytes": report.weight_bytes, "depth": report.depth,
+                     "stages": [{"stage": seg.name, "output": f"{seg.out_height}×{seg.out_width}",
+                                 "channels": seg.out_channels, "group_width": seg.group_width,
+                                 "blocks": seg.blocks, "params": seg.params, "macs": seg.macs}
+                                for seg in report.segments]})
     return {"pins": rows, "max_pins": MAX_PINS}
 
 
 def compare_rows(data: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for index, pin_row in enumerate(data["pins"]):
+    for pin_row in data["pins"]:
         cfg = pin_row["config"]
-        rows.append([str(index + 1), pin_row["name"], f"{pin_row['image_size']} px",
+        rows.append([f"#{pin_row['number']}", pin_row["name"], f"{pin_row['image_size']} px",
                      f"{cfg['stem']} · ({cfg['block_form']}) · {cfg['num_classes']:,}",
                      f"{pin_row['params']:,}", f"{pin_row['macs'] / 1e9:.3f}",
-                     f"{pin_row['activation_bytes'] / 1e6:,.1f}",
-                     f"{pin_row['weight_bytes'] / 1e6:,.1f}", str(pin_row["depth"])])
+                     fmt.byte_size(pin_row["activation_bytes"]),
+                     fmt.byte_size(pin_row["weight_bytes"]), str(pin_row["depth"])])
     return rows
+
+
+STAGE_COMPARE_COLUMNS = ["stage", "pin", "output", "channels", "C·d", "blocks", "params",
+                         "Δ params vs first pin", "MACs", "Δ MACs vs first pin"]
+
+
+def stage_compare_rows(data: dict[str, Any]) -> list[list[str]]:
+    """Stage by stage, each pin's shape and cost, and its difference from the first pin's
+    same stage (a stage the first pin lacks counts from zero)."""
+    pins = data["pins"]
+    if not pins:
+        return []
+    first = {row["stage"]: row for row in pins[0]["stages"]}
+    order: list[str] = []
+    for pin_row in pins:
+        order += [row["stage"] for row in pin_row["stages"] if row["stage"] not in order]
+    rows = []
+    for stage in order:
+        for pin_row in pins:
+            row = next((r for r in pin_row["stages"] if r["stage"] == stage), None)
+            if row is None:
+                continue
+            base = first.get(stage, {"params": 0, "macs": 0})
+            same = pin_row is pins[0]
+            rows.append([stage, f"#{pin_row['number']}", row["output"], f"{row['channels']:,}",
+                         f"{row['group_width']:,}" if row["group_width"] else "–",
+                         str(row["blocks"]) if row["blocks"] else "–", f"{row['params']:,}",
+                         "–" if same else f"{row['params'] - base['params']:+,}",
+                         f"{row['macs']:,}", "–" if same else f"{row['macs'] - base['macs']:+,}"])
+    return rows
+
+
+def compare_csv(data: dict[str, Any]) -> str:
+    """The pins' totals and every stage, one line per (pin, stage), as CSV text."""
+    columns = ["pin", "network", "image_size", "config", "stage", "output", "channels",
+               "group_width", "blocks", "params", "macs"]
+    lines = []
+    for pin_row in data["pins"]:
+        common = [pin_row["number"], pin_row["name"], pin_row["image_size"],
+                  json.dumps(pin_row["config"], separators=(",", ":"))]
+        for row in pin_row["stages"]:
+            lines.append([*common, row["stage"], row["output"], row["channels"],
+                          row["group_width"], row["blocks"], row["params"], row["macs"]])
+        lines.append([*common, "total", "", "", "", sum(pin_row["config"]["stage_blocks"]),
+                      pin_row["params"], pin_row["macs"]])
+    return downloads.csv_text(columns, lines)
 
 
 def compare_figure(data: dict[str, Any]):
     go = _go()
-    fig = _subplots(rows=1, cols=len(COMPARE_METRICS), horizontal_spacing=0.06,
+    fig = plots.subplots(rows=1, cols=len(COMPARE_METRICS), horizontal_spacing=0.06,
                     subplot_titles=[title for _, title, _ in COMPARE_METRICS])
-    for index, pin_row in enumerate(data["pins"]):
+    for pin_row in data["pins"]:
         for col, (key, title, suffix) in enumerate(COMPARE_METRICS, 1):
             value_format = "%{y:,}" + (" bytes" if suffix else "")
             fig.add_trace(go.Bar(
-                x=[f"#{index + 1}"], y=[pin_row[key]], name=pin_row["label"],
+                x=[f"#{pin_row['number']}"], y=[pin_row[key]], name=pin_row["label"],
                 legendgroup=pin_row["label"], showlegend=col == 1,
-                marker_color=SERIES_COLORS[index % len(SERIES_COLORS)],
+                marker_color=pin_row["color"],
                 hovertemplate=f"{pin_row['label']}<br>{title}: {value_format}<extra></extra>"),
                 row=1, col=col)
     for col, (_, _, suffix) in enumerate(COMPARE_METRICS, 1):

@@ -17,9 +17,15 @@ def scaled(value: float, unit: str = "") -> str:
     return f"{value:g} {unit}".strip()
 
 
-def megabytes(num_bytes: int) -> str:
-    """Decimal megabytes (as torchinfo and download pages print them)."""
-    return f"{num_bytes / 1e6:,.1f} MB"
+def byte_size(num_bytes: int) -> str:
+    """Decimal units (as torchinfo and download pages print them), the largest that keeps
+    the number at 1 or more: 100.1 MB, 32.8 GB, 512 kB."""
+    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB")):
+        if abs(num_bytes) >= factor:
+            return f"{num_bytes / factor:,.1f} {unit}"
+    if abs(num_bytes) >= 1e3:
+        return f"{num_bytes / 1e3:,.0f} kB"
+    return f"{num_bytes:,} B"
 
 
 def percent_change(value: float, baseline: float) -> str:

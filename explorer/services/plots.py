@@ -1,8 +1,10 @@
-"""Plotly figures built from plain dicts, skipping plotly's per-property validation.
+"""The one way the app makes plotly figures, in one style readable on light and dark pages.
 
-Validation makes a small two-panel figure cost ~45 ms to build; a slider change has a
-budget of ~50 ms in all. The dicts here are written against plotly's schema and the
-tests read the traces back, so nothing is lost by not re-validating at run time.
+`figure(data, layout)` builds from plain dicts, skipping plotly's per-property validation:
+validation makes a small two-panel figure cost ~45 ms to build, and a slider change has a
+budget of ~50 ms in all; the dicts are written against plotly's schema and the tests read
+the traces back. `subplots(...)` is for figures built with plotly's helpers (make_subplots,
+add_trace) where that cost does not matter; `restyle` gives them the same look.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ def figure(data: list[dict[str, Any]], layout: dict[str, Any]):
         if name.startswith(("xaxis", "yaxis")):
             merged[name] = {**_AXIS, **axis}
     return go.Figure(data=data, layout=merged, _validate=False)
+
+
+def subplots(**kwargs: Any):
+    """A figure with several panels (plotly's make_subplots), in the same theme-safe style."""
+    from plotly.subplots import make_subplots
+
+    return restyle(make_subplots(**kwargs))
 
 
 def restyle(fig):

@@ -34,6 +34,11 @@ from .predictions import class_names_for, top_predictions
 BATCH_RANGE = (1, 1024)
 WARMUP_RANGE = (0, 50)
 ITERATIONS_RANGE = (1, 500)
+# Defaults of the page's controls and the API's omitted values.
+WARMUP_DEFAULT = 3
+ITERATIONS_DEFAULT = 10
+SWEEP_ITERATIONS_DEFAULT = 5  # per point of a batch-size sweep (each point is a full run)
+SWEEP_MAX_DEFAULT = 16
 INPUT_SEED = 0  # the benchmark input is the same seeded noise every run, so runs compare
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -97,8 +102,8 @@ def make_request(config: ResNeXtConfig, image_size: int, device: str, batch_size
     """Validate what a user (browser, API or test) asked for; ValueError says what is wrong."""
     info = resolve_device(device)
     batch_size = _whole_number("batch size", batch_size, BATCH_RANGE)
-    warmup = _whole_number("warm-up iterations", warmup, WARMUP_RANGE)
-    iterations = _whole_number("timed iterations", iterations, ITERATIONS_RANGE)
+    warmup = _whole_number("warm-up passes", warmup, WARMUP_RANGE)
+    iterations = _whole_number("timed passes", iterations, ITERATIONS_RANGE)
     allowed = dtype_choices(info)
     if dtype not in allowed:
         raise ValueError(f"dtype {dtype!r} is not offered on {info.key}; choose one of "

@@ -6,14 +6,16 @@ Layout and wiring only; the charts and their data are in `services.complexity_ch
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gradio as gr
 
 from ..context import TabContext
-from ..errors import user_errors
+from ..errors import keep_state, user_errors
 from ..selection import Selection
 from ..services import complexity_charts as charts
+from ..services import downloads
 
 INTRO = (
     "Every number here is exact, computed by `resnext.complexity` without building weights, so "
@@ -25,87 +27,88 @@ INTRO = (
 SCALE_CHOICES = [("absolute", "absolute"), ("share of total", "share")]
 GROUPING_CHOICES = [("per stage", "stage"), ("per layer type", "layer type")]
 VARIABLE_CHOICES = [(label, key) for key, label in charts.SWEEP_VARIABLES.items()]
+DEFAULT_SWEEP = "cardinality"
+DEFAULT_SWEEP_POINTS = 24
 
 
 # Handlers ------------------------------------------------------------------------------
-# Browser handlers read the per-session Selection; API twins take a config JSON instead.
+# Page handlers read the per-session Selection and keep the page as it was when a value is
+# refused; the API twins take a config JSON (or the session's pins) and raise instead.
 
-def _sweep_request(variable: str, start: Any, stop: Any, points: Any, spacing: str,
-                   keep: bool) -> charts.SweepRequest:
-    return charts.SweepRequest(variable, start, stop, points, spacing, keep)
+def _sweep(selection: Selection, variable: str, start: Any, stop: Any, points: Any,
+           spacing: str, keep: bool) -> tuple[Any, str, str]:
+    request = charts.SweepRequest(variable, start, stop, points, spacing, keep)
+    data = charts.sweep_data(selection, request)
+    csv_path = downloads.write_download(charts.sweep_csv(data), "resnext-sweep", ".csv")
+    return charts.sweep_figure(data), data["note"], str(csv_path)
 
 
-@user_errors
+@keep_state
 def draw_breakdown(selection: Selection, scale: str, group_by: str):
     return charts.breakdown_figure(charts.breakdown_data(selection, scale, group_by))
 
 
-@user_errors
+@keep_state
 def draw_sweep(selection: Selection, variable: str, start: float, stop: float, points: float,
                spacing: str, keep: bool):
-    data = charts.sweep_data(selection, _sweep_request(variable, start, stop, points, spacing,
-                                                       keep))
-    return charts.sweep_figure(data), data["note"]
+    return _sweep(selection, variable, start, stop, points, spacing, keep)
 
 
-@user_errors
+@keep_state
 def draw_all(selection: Selection, scale: str, group_by: str, variable: str, start: float,
              stop: float, points: float, spacing: str, keep: bool):
     """Every chart that depends on the selection (the Architecture controls moved)."""
     breakdown = charts.breakdown_figure(charts.breakdown_data(selection, scale, group_by))
     try:
-        sweep_plot, sweep_note = draw_sweep.__wrapped__(selection, variable, start, stop,
-                                                        points, spacing, keep)
+        sweep_plot, sweep_note, sweep_file = _sweep(selection, variable, start, stop, points,
+                                                    spacing, keep)
     except ValueError as error:
         # A half-typed sweep range must not stop the other charts from following the config.
-        sweep_plot, sweep_note = gr.update(), f"**Sweep not redrawn:** {error}"
+        sweep_plot, sweep_note, sweep_file = gr.skip(), f"**Sweep not redrawn:** {error}", gr.skip()
     accuracy = charts.accuracy_data(selection)
-    return (breakdown, sweep_plot, sweep_note, charts.accuracy_figure(accuracy),
+    return (breakdown, sweep_plot, sweep_note, sweep_file, charts.accuracy_figure(accuracy),
             charts.accuracy_note(accuracy))
 
 
-@user_errors
+@keep_state
 def sweep_defaults(variable: str):
     """Range fields for a newly chosen sweep variable."""
     if variable not in charts.SWEEP_DEFAULTS:
         raise ValueError(f"sweep variable must be one of {list(charts.SWEEP_DEFAULTS)}")
-    start, stop = charts.SWEEP_DEFAULTS[variable]
-    return start, stop
+    return charts.SWEEP_DEFAULTS[variable]
 
 
-def _compare_outputs(pins: list[Selection], note: str):
+def _compare_outputs(pins: list[charts.Pin], note: str):
     data = charts.compare_data(pins)
-    labels = charts.pin_labels(pins)
-    return (pins, charts.compare_rows(data), charts.compare_figure(data),
-            gr.update(choices=labels, value=[]), note, data)
+    csv_path = downloads.write_download(charts.compare_csv(data), "resnext-pins", ".csv")
+    return (pins, charts.compare_rows(data), charts.stage_compare_rows(data),
+            charts.compare_figure(data), gr.update(choices=charts.pin_labels(pins), value=[]),
+            note, str(csv_path) if pins else None, data)
 
 
-@user_errors
-def pin_current(selection: Selection, pins: list[Selection]):
+def pin_current(selection: Selection, pins: list[charts.Pin]):
     pins, note = charts.pin(pins, selection)
     return _compare_outputs(pins, note)
 
 
-@user_errors
-def unpin_selected(pins: list[Selection], labels: list[str] | None):
+def unpin_selected(pins: list[charts.Pin], labels: list[str] | None):
     if not labels:
         return _compare_outputs(pins, "Choose pins to remove first.")
     kept = charts.unpin(pins, labels)
     return _compare_outputs(kept, f"Removed {len(pins) - len(kept)} pin(s).")
 
 
-@user_errors
-def clear_pins(pins: list[Selection]):
+def clear_pins(pins: list[charts.Pin]):
     return _compare_outputs([], f"Removed all {len(pins)} pin(s)." if pins else "")
 
 
-@user_errors
-def show_pins(pins: list[Selection]):
+@keep_state
+def show_pins(pins: list[charts.Pin]):
     return _compare_outputs(pins, "")
 
 
 @user_errors
-def compare_json(pins: list[Selection]) -> dict:
+def compare_json(pins: list[charts.Pin]) -> dict:
     """The pinned configs' figures (API endpoint /compare_pins)."""
     return charts.compare_data(pins)
 
@@ -120,7 +123,7 @@ def breakdown_json(config_json: str, scale: str, group_by: str) -> dict:
 def sweep_json(config_json: str, variable: str, start: float, stop: float, points: float,
                spacing: str, keep: bool) -> dict:
     """One variable of a config JSON swept (API endpoint /complexity_sweep)."""
-    request = _sweep_request(variable, start, stop, points, spacing, keep)
+    request = charts.SweepRequest(variable, start, stop, points, spacing, keep)
     return charts.sweep_data(Selection.from_json(config_json), request)
 
 
@@ -132,83 +135,141 @@ def accuracy_json(config_json: str) -> dict:
 
 # Layout ----------------------------------------------------------------------------------
 
+class Breakdown:
+    def __init__(self) -> None:
+        gr.Markdown("### Where the parameters and multiply-adds go")
+        with gr.Row():
+            self.scale = gr.Radio(SCALE_CHOICES, value="absolute", label="Scale")
+            self.group_by = gr.Radio(GROUPING_CHOICES, value="stage", label="Bars")
+        self.plot = gr.Plot(show_label=False)
+
+
+class Sweep:
+    def __init__(self) -> None:
+        gr.Markdown("### How they move")
+        start, stop = charts.SWEEP_DEFAULTS[DEFAULT_SWEEP]
+        with gr.Row(equal_height=True):
+            self.variable = gr.Dropdown(VARIABLE_CHOICES, value=DEFAULT_SWEEP, label="Sweep",
+                                        scale=2, min_width=160)
+            self.start = gr.Number(start, precision=0, label="From", scale=1, min_width=90)
+            self.stop = gr.Number(stop, precision=0, label="To", scale=1, min_width=90)
+            self.points = gr.Slider(2, charts.MAX_SWEEP_POINTS, value=DEFAULT_SWEEP_POINTS,
+                                    step=1, precision=0, label="Points", scale=2, min_width=160)
+            self.spacing = gr.Radio(list(charts.SPACINGS), value="geometric", label="Spacing",
+                                    scale=2, min_width=160)
+            self.keep = gr.Checkbox(True, label="Keep complexity", scale=3, min_width=200)
+        self.note = gr.Markdown()
+        self.plot = gr.Plot(show_label=False)
+        self.csv = gr.DownloadButton("Download the sweep (CSV)", size="sm", variant="secondary")
+
+    @property
+    def inputs(self) -> list[Any]:
+        return [self.variable, self.start, self.stop, self.points, self.spacing, self.keep]
+
+
+class Accuracy:
+    def __init__(self) -> None:
+        gr.Markdown("### Accuracy against cost: the paper's Table 3 and torchvision's weights")
+        self.note = gr.Markdown()
+        self.plot = gr.Plot(show_label=False)
+
+
+class Pins:
+    def __init__(self) -> None:
+        self.state = gr.State([])  # per browser session: list[charts.Pin], at most MAX_PINS
+        gr.Markdown(f"### Compare pinned configs (up to {charts.MAX_PINS}, kept for this session)")
+        with gr.Row(equal_height=True):
+            self.pin_button = gr.Button("Pin current config", variant="primary", scale=1,
+                                        min_width=160)
+            self.to_remove = gr.Dropdown([], value=[], multiselect=True, label="Pins to remove",
+                                         scale=3, min_width=200)
+            self.remove_button = gr.Button("Remove", scale=1, min_width=90)
+            self.clear_button = gr.Button("Clear all", scale=1, min_width=90)
+        self.note = gr.Markdown()
+        self.table = gr.Dataframe(headers=charts.COMPARE_COLUMNS, interactive=False,
+                                  elem_classes=["rx-table"])
+        self.plot = gr.Plot(show_label=False)
+        with gr.Accordion("Stage by stage (differences from the first pin)", open=False):
+            self.stage_table = gr.Dataframe(headers=charts.STAGE_COMPARE_COLUMNS,
+                                            interactive=False, elem_classes=["rx-table"])
+        self.csv = gr.DownloadButton("Download the pins (CSV)", size="sm", variant="secondary")
+
+    @property
+    def outputs(self) -> list[Any]:
+        """`_compare_outputs` order, less the JSON (page) or with it (API)."""
+        return [self.state, self.table, self.stage_table, self.plot, self.to_remove, self.note,
+                self.csv]
+
+
 def build(ctx: TabContext) -> None:
-    pins = gr.State([])  # per browser session: list[Selection], at most charts.MAX_PINS
     gr.Markdown(INTRO)
+    breakdown = Breakdown()
+    sweep = Sweep()
+    accuracy = Accuracy()
+    pins = Pins()
+    _wire(ctx, breakdown, sweep, accuracy, pins)
 
-    gr.Markdown("### Where the parameters and multiply-adds go")
-    with gr.Row():
-        scale = gr.Radio(SCALE_CHOICES, value="absolute", label="Scale")
-        group_by = gr.Radio(GROUPING_CHOICES, value="stage", label="Bars")
-    breakdown_plot = gr.Plot(show_label=False)
 
-    gr.Markdown("### How they move")
-    start0, stop0 = charts.SWEEP_DEFAULTS["cardinality"]
-    with gr.Row(equal_height=True):
-        variable = gr.Dropdown(VARIABLE_CHOICES, value="cardinality", label="Sweep", scale=2)
-        start = gr.Number(start0, precision=0, label="From", scale=1, min_width=90)
-        stop = gr.Number(stop0, precision=0, label="To", scale=1, min_width=90)
-        points = gr.Slider(2, charts.MAX_SWEEP_POINTS, value=24, step=1, precision=0,
-                           label="Points", scale=2)
-        spacing = gr.Radio(list(charts.SPACINGS), value="geometric", label="Spacing", scale=2)
-        keep = gr.Checkbox(True, label="Keep complexity", scale=3,
-                           min_width=230)
-    sweep_note = gr.Markdown()
-    sweep_plot = gr.Plot(show_label=False)
+# Wiring ----------------------------------------------------------------------------------
 
-    gr.Markdown("### Accuracy against cost: the paper's Table 3 and torchvision's weights")
-    accuracy_note = gr.Markdown()
-    accuracy_plot = gr.Plot(show_label=False)
+def _wire(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, accuracy: Accuracy,
+          pins: Pins) -> None:
+    _api_endpoints(ctx, breakdown, sweep, pins)
+    quiet = dict(api_visibility="private", trigger_mode="always_last", show_progress="hidden")
+    all_inputs = [ctx.selection, breakdown.scale, breakdown.group_by, *sweep.inputs]
+    all_outputs = [breakdown.plot, sweep.plot, sweep.note, sweep.csv, accuracy.plot,
+                   accuracy.note]
+    # The Architecture tab's controls set the Selection; every chart follows it.
+    ctx.selection.change(draw_all, all_inputs, all_outputs, **quiet)
+    ctx.demo.load(draw_all, all_inputs, all_outputs, **quiet)
+    for control in (breakdown.scale, breakdown.group_by):
+        control.input(draw_breakdown, [ctx.selection, breakdown.scale, breakdown.group_by],
+                      breakdown.plot, **quiet)
+    sweep_io = dict(fn=draw_sweep, inputs=[ctx.selection, *sweep.inputs],
+                    outputs=[sweep.plot, sweep.note, sweep.csv], **quiet)
+    sweep.variable.input(sweep_defaults, [sweep.variable], [sweep.start, sweep.stop],
+                         api_visibility="private", show_progress="hidden").then(**sweep_io)
+    sweep.points.release(**sweep_io)
+    for control in (sweep.spacing, sweep.keep):
+        control.input(**sweep_io)
+    for number in (sweep.start, sweep.stop):
+        number.submit(**sweep_io)
+        number.blur(**sweep_io)
 
-    gr.Markdown(f"### Compare pinned configs (up to {charts.MAX_PINS}, kept for this session)")
-    with gr.Row(equal_height=True):
-        pin_button = gr.Button("Pin current config", variant="primary", scale=1)
-        to_remove = gr.Dropdown([], value=[], multiselect=True, label="Pins to remove", scale=3)
-        remove_button = gr.Button("Remove", scale=1)
-        clear_button = gr.Button("Clear all", scale=1)
-    pin_note = gr.Markdown()
-    compare_table = gr.Dataframe(headers=charts.COMPARE_COLUMNS, interactive=False, wrap=True)
-    compare_plot = gr.Plot(show_label=False)
+    page = dict(outputs=pins.outputs, api_visibility="private")
+    pins.pin_button.click(_page(pin_current), [ctx.selection, pins.state], **page)
+    pins.remove_button.click(_page(unpin_selected), [pins.state, pins.to_remove], **page)
+    pins.clear_button.click(_page(clear_pins), [pins.state], **page)
+    ctx.demo.load(_page(show_pins.__wrapped__), [pins.state], **page, show_progress="hidden")
 
-    # API-only inputs and outputs: each chart's data as JSON (no UI of its own).
+
+def _page(handler: Any) -> Any:
+    """A pin handler for the page: its outputs less the API's JSON; a refusal keeps them all."""
+    @functools.wraps(handler)
+    def page(*args: Any) -> Any:
+        return handler(*args)[:-1]
+
+    return keep_state(page)
+
+
+def _api_endpoints(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, pins: Pins) -> None:
+    """Named endpoints (README: "HTTP API") on hidden triggers: each chart's data as JSON,
+    and the session's pins; they raise errors to the caller."""
     with gr.Group(visible=False):
         config_in = gr.Textbox()
         compare_out = gr.JSON()
         chart_out = gr.JSON()
-        breakdown_button, sweep_button, accuracy_button, compare_button = (
-            gr.Button() for _ in range(4))
-
-    # Wiring ------------------------------------------------------------------------------
-    sweep_inputs = [variable, start, stop, points, spacing, keep]
-    all_inputs = [ctx.selection, scale, group_by, *sweep_inputs]
-    all_outputs = [breakdown_plot, sweep_plot, sweep_note, accuracy_plot, accuracy_note]
-    compare_outputs = [pins, compare_table, compare_plot, to_remove, pin_note, compare_out]
-    quiet = dict(trigger_mode="always_last", show_progress="hidden")
-
-    # Named endpoints first, so the private twins below don't take their names.
-    pin_button.click(pin_current, [ctx.selection, pins], compare_outputs, api_name="pin")
-    remove_button.click(unpin_selected, [pins, to_remove], compare_outputs, api_name="unpin")
-    clear_button.click(clear_pins, [pins], compare_outputs, api_name="clear_pins")
-    compare_button.click(compare_json, [pins], chart_out, api_name="compare_pins")
-    breakdown_button.click(breakdown_json, [config_in, scale, group_by], chart_out,
-                           api_name="complexity_breakdown")
-    sweep_button.click(sweep_json, [config_in, *sweep_inputs], chart_out, api_name="complexity_sweep")
+        (pin_button, unpin_button, clear_button, breakdown_button, sweep_button,
+         accuracy_button, compare_button) = (gr.Button() for _ in range(7))
+    api_pins = [*pins.outputs, compare_out]
+    pin_button.click(user_errors(pin_current), [ctx.selection, pins.state], api_pins,
+                     api_name="pin")
+    unpin_button.click(user_errors(unpin_selected), [pins.state, pins.to_remove], api_pins,
+                       api_name="unpin")
+    clear_button.click(user_errors(clear_pins), [pins.state], api_pins, api_name="clear_pins")
+    compare_button.click(compare_json, [pins.state], chart_out, api_name="compare_pins")
+    breakdown_button.click(breakdown_json, [config_in, breakdown.scale, breakdown.group_by],
+                           chart_out, api_name="complexity_breakdown")
+    sweep_button.click(sweep_json, [config_in, *sweep.inputs], chart_out,
+                       api_name="complexity_sweep")
     accuracy_button.click(accuracy_json, [config_in], chart_out, api_name="accuracy_vs_cost")
-
-    # The Architecture tab's controls set the Selection; every chart follows it.
-    ctx.selection.change(draw_all, all_inputs, all_outputs, api_visibility="private", **quiet)
-    ctx.demo.load(draw_all, all_inputs, all_outputs, api_visibility="private", **quiet)
-    ctx.demo.load(show_pins, [pins], compare_outputs, api_visibility="private", **quiet)
-    for control in (scale, group_by):
-        control.input(draw_breakdown, [ctx.selection, scale, group_by], breakdown_plot,
-                      api_visibility="private", **quiet)
-    sweep_io = dict(fn=draw_sweep, inputs=[ctx.selection, *sweep_inputs],
-                    outputs=[sweep_plot, sweep_note], api_visibility="private", **quiet)
-    variable.input(sweep_defaults, [variable], [start, stop], api_visibility="private",
-                   show_progress="hidden").success(**sweep_io)
-    points.release(**sweep_io)
-    for control in (spacing, keep):
-        control.input(**sweep_io)
-    for number in (start, stop):
-        number.submit(**sweep_io)
-        number.blur(**sweep_io)
