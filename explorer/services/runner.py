@@ -1,6 +1,6 @@
 """Forward passes with honest timings: what the Run tab and its API endpoints measure.
 
-The rules (DESIGN.md, issue 5): warm up before timing; run under `torch.inference_mode()`;
+The rules: warm up before timing; run under `torch.inference_mode()`;
 synchronise a GPU around every timed iteration; report the spread (median, p10, p90), never
 one run. Before a model is built, weights + activations are estimated from the library's
 exact arithmetic and a run over the memory budget is refused with both numbers.
