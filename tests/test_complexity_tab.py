@@ -221,31 +221,84 @@ def test_accuracy_note_at_another_resolution():
 
 # 4. Pins ----------------------------------------------------------------------------------
 
+def _pinned(*selections: Selection) -> list:
+    pins: list = []
+    for selection in selections:
+        pins, _ = charts.pin(pins, selection)
+    return pins
+
+
 def test_pins_are_bounded_unique_and_removable():
-    pins: list[Selection] = []
     widths = [1, 2, 3, 4, 5, 6, 7, 8]
-    for d in widths:
-        pins, note = charts.pin(pins, Selection(RESNEXT50.config.replace(bottleneck_width=d), 224))
+    pins = _pinned(*(Selection(RESNEXT50.config.replace(bottleneck_width=d), 224) for d in widths))
     assert len(pins) == charts.MAX_PINS == 8
-    same, note = charts.pin(pins, pins[2])
+    same, note = charts.pin(pins, pins[2].selection)
     assert same == pins and "Already pinned as #3" in note
     with pytest.raises(ValueError, match="at most 8"):
         charts.pin(pins, Selection(RESNEXT50.config.replace(bottleneck_width=9), 224))
     kept = charts.unpin(pins, charts.pin_labels(pins)[1:3])
-    assert [s.config.bottleneck_width for s in kept] == [1, 4, 5, 6, 7, 8]
+    assert [p.selection.config.bottleneck_width for p in kept] == [1, 4, 5, 6, 7, 8]
     with pytest.raises(ValueError, match="not pinned"):
         charts.unpin(kept, ["#9 nothing"])
 
 
+def test_removing_a_pin_keeps_the_others_numbers_and_colours():
+    pins = _pinned(RESNEXT50, CIFAR29, Selection(resnext.PRESETS["resnet50"], 224))
+    before = {p.selection: (p.number, p.color) for p in pins}
+    kept = charts.unpin(pins, [pins[1].label])
+    assert [p.number for p in kept] == [1, 3]
+    assert all(before[p.selection] == (p.number, p.color) for p in kept)
+    assert len({p.color for p in pins}) == 3
+    # A new pin takes the next number, never a removed one's (no two pins ever share "#n").
+    again, note = charts.pin(kept, Selection(resnext.PRESETS["resnext101_32x8d"], 224))
+    assert again[-1].number == 4 and "Pinned #4" in note
+
+
 def test_compare_bars_are_the_librarys_numbers():
-    pins = [RESNEXT50, CIFAR29, Selection(resnext.PRESETS["resnext101_64x4d"], 320)]
+    pins = _pinned(RESNEXT50, CIFAR29, Selection(resnext.PRESETS["resnext101_64x4d"], 320))
     fig = charts.compare_figure(charts.compare_data(pins))
-    for index, selection in enumerate(pins):
+    for item in pins:
+        selection = item.selection
         report = resnext.complexity(selection.config, selection.image_size)
-        bars = [t for t in fig.data if t.name == charts.pin_label(index, selection)]
+        bars = [t for t in fig.data if t.name == item.label]
         values = [t.y[0] for t in bars]
         assert values == [report.params, report.macs, report.activation_bytes,
                           report.weight_bytes, report.depth]
+        assert {t.marker.color for t in bars} == {item.color}
+
+
+def test_stage_by_stage_comparison_gives_each_stages_difference():
+    resnet = Selection(resnext.PRESETS["resnet50"], 224)
+    pins = _pinned(resnet, RESNEXT50)
+    data = charts.compare_data(pins)
+    rows = charts.stage_compare_rows(data)
+    first, second = (resnext.complexity(s.config, 224) for s in (resnet, RESNEXT50))
+    for stage_a, stage_b in zip(first.segments, second.segments):
+        row_a, row_b = [r for r in rows if r[0] == stage_a.name]
+        assert row_a[1:2] == ["#1"] and row_a[7] == "–"
+        assert row_b[6] == f"{stage_b.params:,}"
+        assert row_b[7] == f"{stage_b.params - stage_a.params:+,}"
+        assert row_b[9] == f"{stage_b.macs - stage_a.macs:+,}"
+    # Summed over the stages, the differences are the totals' difference.
+    total = sum(int(r[7].replace(",", "")) for r in rows if r[1] == "#2")
+    assert total == second.params - first.params
+    csv_text = charts.compare_csv(data)
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("pin,network,image_size,config,stage")
+    assert len(lines) == 1 + 2 * (len(first.segments) + 1)
+    assert f",total,,,,16,{second.params},{second.macs}" in csv_text
+
+
+def test_sweep_csv_has_every_point():
+    data = charts.sweep_data(RESNEXT50, charts.SweepRequest("image_size", 16, 1024, 9,
+                                                           "geometric", False))
+    lines = charts.sweep_csv(data).strip().splitlines()
+    assert len(lines) == 1 + len(data["points"])
+    last = data["points"][-1]
+    assert lines[-1].endswith(f",{last['params']},{last['macs']}")
+    # The resolution axis labels the usual sides only (plotly's log ticks overlap here).
+    ticks = list(charts.sweep_figure(data).layout.xaxis.tickvals)
+    assert ticks == [16, 32, 64, 96, 128, 160, 224, 320, 448, 640, 1024]
 
 
 def test_figures_suit_light_and_dark_pages():
@@ -298,7 +351,7 @@ def test_two_sessions_never_see_each_others_pins(app_url):
     alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
     _analyze(alice, 32, 4)
     _analyze(bob, 1, 64)
-    table, plot, _, note, data = alice.predict(api_name="/pin")
+    table, stage_table, plot, _, note, csv_file, data = alice.predict(api_name="/pin")
     assert note.startswith("Pinned #1 ResNeXt-50 (32x4d)")
     bob.predict(api_name="/pin")
     _analyze(bob, 64, 4)
