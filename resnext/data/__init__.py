@@ -9,17 +9,45 @@ same pair (a run keeps it in its config.json).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 from .cifar import DatasetFileError, DatasetUnavailableError, cifar10, cifar100
 from .folder import SkippedImageWarning, image_folder
 from .shapes import CLASSES as SHAPE_CLASSES
 from .shapes import shapes
-from .tensors import DatasetPair, ImageTensors
+from .tensors import DatasetPair, ImageTensors, channel_stats
 
 NAMES = ("shapes", "shapes-shortcut", "cifar10", "cifar100", "folder")
 # shapes-shortcut's default: the marker tells the class in 90 % of training images.
 DEFAULT_SHORTCUT = 0.9
+
+
+def subset(pair: DatasetPair, n_train: int | None = None, n_test: int | None = None
+           ) -> DatasetPair:
+    """The first `n_train` training and `n_test` test images of `pair` (None: all of them);
+    the mean and std are the subset's own. The spec records the limits."""
+    limits = {}
+    splits = {}
+    for split, count in (("train", n_train), ("test", n_test)):
+        full = getattr(pair, split)
+        if count is None or count >= len(full):
+            splits[split] = full
+            continue
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{split} size must be a whole number of at least 1, got {count!r}")
+        splits[split] = ImageTensors(
+            full.images[:count], full.labels[:count],
+            None if full.masks is None else full.masks[:count],
+            None if full.marker_masks is None else full.marker_masks[:count])
+        limits[split] = count
+    if not limits:
+        return pair
+    mean, std = (channel_stats(splits["train"].images) if "train" in limits
+                 else (pair.mean, pair.std))
+    spec = {**pair.spec, "limit": {**pair.spec.get("limit", {}), **limits}}
+    return dataclasses.replace(pair, train=splits["train"], test=splits["test"], mean=mean,
+                               std=std, spec=spec)
 
 
 def from_spec(spec: Mapping[str, Any]) -> DatasetPair:
@@ -34,15 +62,18 @@ def from_spec(spec: Mapping[str, Any]) -> DatasetPair:
                       image_size=spec.get("image_size", 32), seed=spec.get("seed", 0),
                       shortcut=spec.get("shortcut"))
     if name == "cifar10":
-        return cifar10(spec["root"])
-    if name == "cifar100":
-        return cifar100(spec["root"], labels=spec.get("labels", "fine"))
-    return image_folder(spec["root"], image_size=spec.get("image_size", 64),
-                        test_fraction=spec.get("test_fraction", 0.2), seed=spec.get("seed", 0))
+        pair = cifar10(spec["root"])
+    elif name == "cifar100":
+        pair = cifar100(spec["root"], labels=spec.get("labels", "fine"))
+    else:
+        pair = image_folder(spec["root"], image_size=spec.get("image_size", 64),
+                            test_fraction=spec.get("test_fraction", 0.2), seed=spec.get("seed", 0))
+    limit = spec.get("limit") or {}
+    return subset(pair, limit.get("train"), limit.get("test"))
 
 
 __all__ = [
     "DEFAULT_SHORTCUT", "NAMES", "SHAPE_CLASSES", "DatasetFileError", "DatasetPair",
     "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10", "cifar100",
-    "from_spec", "image_folder", "shapes",
+    "from_spec", "image_folder", "shapes", "subset",
 ]
