@@ -17,6 +17,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -50,19 +51,26 @@ def median_ms(fn, repeats: int) -> float:
 
 def time_to_first_200(command: list[str], port: int, timeout: float = 120.0) -> float:
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while time.perf_counter() - start < timeout:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
-                    if response.status == 200:
-                        return time.perf_counter() - start
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"{command} did not answer within {timeout} s")
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            while time.perf_counter() - start < timeout:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
+                        if response.status == 200:
+                            return time.perf_counter() - start
+                except OSError:
+                    if process.poll() is not None:  # it died: say why instead of waiting
+                        errors.seek(0)
+                        raise RuntimeError(f"{command} exited with {process.returncode}:\n"
+                                           + errors.read().decode(errors="replace")[-3000:])
+                    time.sleep(0.05)
+            errors.seek(0)
+            raise TimeoutError(f"{command} did not answer within {timeout} s; its stderr ends:\n"
+                               + errors.read().decode(errors="replace")[-3000:])
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def startup(rounds: int) -> None:
