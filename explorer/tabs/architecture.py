@@ -36,12 +36,12 @@ SUMMARY_QUEUE = {"concurrency_id": "summary", "concurrency_limit": 2}
 # tests); the page's twins also receive the Selection in use, to put controls back to it
 # when a value is refused.
 
-def controls_of(selection: Selection) -> list[Any]:
+def controls_of(selection: Selection, keep_complexity: bool = False) -> list[Any]:
     """The values of the settable controls, in `Controls.settable` order."""
     cfg = selection.config
     return [cfg.cardinality, cfg.bottleneck_width, format_blocks(cfg.stage_blocks), cfg.stem,
             cfg.block_form, cfg.grouped_reduce, cfg.num_classes, selection.image_size,
-            cfg.base_planes]
+            keep_complexity, cfg.base_planes]
 
 
 def _view_outputs(view: service.ArchitectureView, keep_complexity: bool) -> list[Any]:
@@ -74,8 +74,8 @@ def analyze(cardinality: float, bottleneck_width: float, blocks_text: str, stem:
 
 def _controls_back(*args: Any) -> list[Any]:
     """After a refused value: every control shows the Selection in use again."""
-    selection = args[-1]
-    return [gr.skip(), *controls_of(selection), gr.skip(),
+    selection, keep = args[-1], args[8]
+    return [gr.skip(), *controls_of(selection, keep), gr.skip(),
             gr.update(value=depth_choice(selection.config.stage_blocks)), *[gr.skip()] * 6]
 
 
@@ -90,7 +90,7 @@ def analyze_page(cardinality: float, bottleneck_width: float, blocks_text: str, 
                                         keep_complexity, base_planes)
     view = service.view(selection, baseline)
     preset, width, depth, *shown = _view_outputs(view, keep_complexity)
-    controls = controls_of(selection)
+    controls = controls_of(selection, keep_complexity)
     controls[1] = width
     return [selection, *controls, preset, depth, *shown, _link_markdown(view.link)]
 
@@ -105,7 +105,7 @@ def apply_preset(preset: str):
     """API /apply_preset: the control values of a preset ('custom' leaves them as they are)."""
     if preset == CUSTOM:
         return gr.skip()
-    return [*controls_of(service.preset_selection(preset)), False]
+    return controls_of(service.preset_selection(preset))
 
 
 @user_errors
@@ -127,7 +127,7 @@ def apply_depth(depth: str, blocks_text: str, stem: str, image_size: float = 224
 @user_errors
 def apply_json(text: str):
     """API /apply_json: the control values of a pasted config JSON."""
-    return [*controls_of(Selection.from_json(text)), False]
+    return controls_of(Selection.from_json(text))
 
 
 def apply_link(request: gr.Request):
@@ -139,7 +139,7 @@ def apply_link(request: gr.Request):
         return gr.skip()
     if selection is None:
         return gr.skip()
-    return [*controls_of(selection), False]
+    return controls_of(selection)
 
 
 def _summary(selection: Selection, summary_depth: Any, progress: Any) -> tuple[list, str]:
@@ -214,7 +214,7 @@ class Controls:
             self.image_size = gr.Slider(*IMAGE_SIZE_RANGE, value=initial.image_size, step=1,
                                         label="Input resolution (pixels)")
             self.classes = gr.Number(cfg.num_classes, minimum=NUM_CLASSES_RANGE[0],
-                                     maximum=NUM_CLASSES_RANGE[1], precision=0, label="Classes")
+                                     maximum=NUM_CLASSES_RANGE[1], label="Classes")
         self.baseline = gr.Dropdown(list(resnext.PRESETS), value=service.DEFAULT_BASELINE,
                                     label="Compare against")
 
@@ -226,9 +226,8 @@ class Controls:
 
     @property
     def settable(self) -> list[Any]:
-        """`controls_of` order, then keep complexity."""
-        return [self.cardinality, self.width, self.blocks, self.stem, self.form, self.grouped,
-                self.classes, self.image_size, self.base_planes, self.keep]
+        """`controls_of` order: the analyze inputs, then the base width."""
+        return [*self.config_inputs, self.base_planes]
 
 
 class Outputs:
@@ -270,9 +269,9 @@ def build(ctx: TabContext) -> None:
 def _wire(ctx: TabContext, c: Controls, o: Outputs) -> None:
     guard_inputs([*c.config_inputs, c.base_planes, c.preset, c.depth, c.baseline,
                   o.summary_depth])
-    _api_endpoints(c, o)
+    _api_endpoints(ctx, c, o)
     page_inputs = [*c.config_inputs, c.baseline, c.base_planes, ctx.selection]
-    page_outputs = [ctx.selection, *c.settable[:-1], c.preset, c.depth, o.glance, o.stages,
+    page_outputs = [ctx.selection, *c.settable, c.preset, c.depth, o.glance, o.stages,
                     o.picture, o.config_json, o.seed_note, o.link]
     quiet = dict(api_visibility="private", show_progress="hidden", trigger_mode="always_last")
 
@@ -302,18 +301,18 @@ def _wire(ctx: TabContext, c: Controls, o: Outputs) -> None:
     then_analyze(ctx.demo.load(apply_link, None, c.settable, **quiet))
 
 
-def _api_endpoints(c: Controls, o: Outputs) -> None:
+def _api_endpoints(ctx: TabContext, c: Controls, o: Outputs) -> None:
     """Named endpoints (README: "HTTP API") on hidden triggers: they raise errors to the
-    caller, where the page's twins keep the page as it was."""
+    caller, where the page's twins keep the page as it was. /analyze sets the session's
+    Selection, as the sliders do, so later calls (pins, runs, maps) use that network."""
     with gr.Group(visible=False):
         config_json_in = gr.Textbox()
         image_size_in = gr.Number()
         figures_out = gr.JSON()
         analyze_button, summary_button, preset_button, depth_button, json_button, \
             figures_button = (gr.Button() for _ in range(6))
-        state_out = gr.State()
     analyze_button.click(analyze, [*c.config_inputs, c.baseline, c.base_planes],
-                         [state_out, c.preset, c.width, c.depth, o.glance, o.stages, o.picture,
+                         [ctx.selection, c.preset, c.width, c.depth, o.glance, o.stages, o.picture,
                           o.config_json, o.seed_note], api_name="analyze", **CHEAP)
     summary_button.click(summary, [*c.config_inputs, o.summary_depth, c.base_planes],
                          [o.summary_table, o.summary_file], api_name="summary", **SUMMARY_QUEUE)
