@@ -80,13 +80,18 @@ def test_shapes_shortcut_marker_tells_the_class_in_training_only():
 
     def marker_matches(split):
         colours = split.images[:, :, 2, 2].float() / 255  # a pixel inside the marker
-        palette = data.shapes.__globals__["MARKER_COLOURS"]
+        palette = data.MARKER_COLOURS
         decoded = torch.cdist(colours, palette).argmin(1)
         return float((decoded == split.labels).float().mean())
 
     # Training: p + (1 - p) / 6 = 0.83 of markers show the class; test: chance, 1/6.
     assert 0.76 <= marker_matches(pair.train) <= 0.9
     assert marker_matches(pair.test) <= 0.25
+    # marker_labels say which class colour each marker shows.
+    for split in (pair.train, pair.test):
+        colours = split.images[:, :, 2, 2]
+        expected = (data.MARKER_COLOURS * 255).round().to(torch.uint8)
+        assert torch.equal(colours, expected[split.marker_labels])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from .cifar import DatasetFileError, DatasetUnavailableError, cifar10, cifar100
 from .folder import SkippedImageWarning, image_folder
 from .shapes import CLASSES as SHAPE_CLASSES
+from .shapes import MARKER_COLOURS
 from .shapes import shapes
 from .tensors import DatasetPair, ImageTensors, channel_stats
 
@@ -39,7 +40,8 @@ def subset(pair: DatasetPair, n_train: int | None = None, n_test: int | None = N
         splits[split] = ImageTensors(
             full.images[:count], full.labels[:count],
             None if full.masks is None else full.masks[:count],
-            None if full.marker_masks is None else full.marker_masks[:count])
+            None if full.marker_masks is None else full.marker_masks[:count],
+            None if full.marker_labels is None else full.marker_labels[:count])
         limits[split] = count
     if not limits:
         return pair
@@ -73,7 +75,7 @@ def from_spec(spec: Mapping[str, Any]) -> DatasetPair:
 
 
 __all__ = [
-    "DEFAULT_SHORTCUT", "NAMES", "SHAPE_CLASSES", "DatasetFileError", "DatasetPair",
+    "DEFAULT_SHORTCUT", "MARKER_COLOURS", "NAMES", "SHAPE_CLASSES", "DatasetFileError", "DatasetPair",
     "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10", "cifar100",
     "from_spec", "image_folder", "shapes", "subset",
 ]

@@ -65,7 +65,10 @@ def _generate(count: int, size: int, generator: torch.Generator, shortcut: float
               train: bool) -> ImageTensors:
     images = torch.empty(count, 3, size, size, dtype=torch.uint8)
     masks = torch.empty(count, size, size, dtype=torch.bool)
-    marker_masks = torch.zeros(count, size, size, dtype=torch.bool) if shortcut is not None else None
+    marker_masks = marker_labels = None
+    if shortcut is not None:
+        marker_masks = torch.zeros(count, size, size, dtype=torch.bool)
+        marker_labels = torch.zeros(count, dtype=torch.int64)
     # Balanced classes in a random order.
     labels = (torch.arange(count) % len(CLASSES))[torch.randperm(count, generator=generator)]
     chunk = max(1, _CHUNK_PIXELS // (size * size))
@@ -74,9 +77,9 @@ def _generate(count: int, size: int, generator: torch.Generator, shortcut: float
         canvas, object_mask, marker = _draw(labels[start:stop], size, generator, shortcut, train)
         images[start:stop] = canvas.mul_(255).round_().to(torch.uint8)
         masks[start:stop] = object_mask
-        if marker_masks is not None:
-            marker_masks[start:stop] = marker
-    return ImageTensors(images, labels, masks, marker_masks)
+        if marker is not None:
+            marker_masks[start:stop], marker_labels[start:stop] = marker
+    return ImageTensors(images, labels, masks, marker_masks, marker_labels)
 
 
 def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator
@@ -102,7 +105,7 @@ def _shape_masks(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torc
 
 def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
           shortcut: float | None, train: bool
-          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+          ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
     n = labels.shape[0]
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in [0, 1]
     ys, xs = coords.view(1, size, 1), coords.view(1, 1, size)
@@ -146,7 +149,6 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
     colour = (colour + shift).clamp(0, 1)
     canvas = torch.where(object_mask.unsqueeze(1), colour, canvas)
 
-    marker = None
     if shortcut is not None:
         side = max(2, size // 10)
         random_class = torch.randint(len(CLASSES), (n,), generator=generator)
@@ -160,4 +162,5 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
         canvas = torch.where(marker.unsqueeze(1), MARKER_COLOURS[marker_class].view(n, 3, 1, 1),
                              canvas)
         object_mask = object_mask & ~marker
-    return canvas.clamp_(0, 1), object_mask, marker
+        return canvas.clamp_(0, 1), object_mask, (marker, marker_class)
+    return canvas.clamp_(0, 1), object_mask, None

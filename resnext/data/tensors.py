@@ -18,12 +18,14 @@ class ImageTensors(Dataset):
     """A split: items are `(image, label)`, image float32 (3, H, W) in [0, 1], label an int.
 
     `masks` (bool (N, H, W)) marks the object's pixels where the ground truth is known, and
-    `marker_masks` the shortcut marker's pixels (shapes dataset only).
+    `marker_masks` the shortcut marker's pixels and `marker_labels` the class its colour
+    stands for (shapes dataset only).
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  masks: torch.Tensor | None = None,
-                 marker_masks: torch.Tensor | None = None) -> None:
+                 marker_masks: torch.Tensor | None = None,
+                 marker_labels: torch.Tensor | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
@@ -33,6 +35,7 @@ class ImageTensors(Dataset):
         self.labels = labels.to(torch.int64)
         self.masks = masks
         self.marker_masks = marker_masks
+        self.marker_labels = marker_labels  # the class whose colour each marker shows
 
     def __len__(self) -> int:
         return self.images.shape[0]
