@@ -57,6 +57,27 @@ def fetch_published(name: str, progress: bool = True,
     return path
 
 
+def _check_checkpoint_format(path: Path) -> None:
+    """Refuse, by its first bytes, a file that is no PyTorch checkpoint at all, so that a
+    text file is not reported as a pickle that asks to run code."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    # torch.save writes a zip archive ("PK\x03\x04"); the legacy format and plain pickles of
+    # protocol 2+ start with the PROTO opcode 0x80.
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):
+        return
+    size = path.stat().st_size
+    if len(head) > 8 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        raise CheckpointFileError(
+            f"{path.name} could not be read as a PyTorch checkpoint: it is a safetensors file "
+            f"(a JSON header, then tensors). Load it with safetensors.torch.load_file and save "
+            f"the state_dict with torch.save(state_dict, path) to use it here.")
+    raise CheckpointFileError(
+        f"{path.name} could not be read as a checkpoint: it is not one. A PyTorch checkpoint "
+        f"is a zip archive (torch.save) or a pickle, and a safetensors file starts with its "
+        f"JSON header; this {size}-byte file starts with {head[:8]!r}.")
+
+
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """A state_dict from a .pth/.pt file, read with weights_only=True.
 
@@ -66,6 +87,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointFileError(f"no checkpoint file at {path}")
+    _check_checkpoint_format(path)
     try:
         loaded: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

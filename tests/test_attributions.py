@@ -16,6 +16,9 @@ from explorer.selection import Selection
 from explorer.services import attribution as service
 from explorer.services.images import prepare_image, sample_images
 from explorer.services.models import MODEL_CACHE, WeightsChoice
+from explorer.services import explanation
+from explorer.services.explanation import ATTRIBUTE_ARGUMENTS, ExplainRequest
+from explorer.services.predictions import percent
 from explorer.services.weights_choice import choose_weights
 
 # 4 stages so every Grad-CAM layer kind exists; 10 classes so there is a top-5.
@@ -165,9 +168,47 @@ def test_overlay_shows_the_image_where_the_map_is_zero():
     absolute = service.render_overlay(image, pixel_map, "absolute", "jet", 0.8)
     assert not np.array_equal(absolute[6, 6], image[6, 6])
     assert np.array_equal(service.render_overlay(image, pixel_map, "all", "RdBu_r", 0.0), image)
-    assert np.array_equal(service.render_overlay(image, np.zeros((8, 8)), "all", "jet", 1.0), image)
-    with pytest.raises(ValueError, match="sign"):
+    assert np.array_equal(service.render_overlay(image, np.zeros((8, 8)), "all", "coolwarm", 1.0), image)
+    with pytest.raises(ValueError, match="Sign"):
         service.render_overlay(image, pixel_map, "negative")
+
+
+def test_signed_maps_use_a_diverging_map_centred_on_zero():
+    image = np.full((4, 4, 3), 128, dtype=np.uint8)
+    pixel_map = np.zeros((4, 4))
+    pixel_map[0, 0], pixel_map[3, 3] = 2.0, -2.0
+    drawn = service.render_overlay(image, pixel_map, "all", "RdBu_r", 1.0)
+    assert drawn[0, 0, 0] > drawn[0, 0, 2]  # positive: red end of RdBu_r
+    assert drawn[3, 3, 2] > drawn[3, 3, 0]  # negative: blue end
+    with pytest.raises(ValueError, match="Colour map: sign 'all' needs a diverging map"):
+        service.render_overlay(image, pixel_map, "all", "inferno", 0.5)
+    with pytest.raises(ValueError, match="Colour map: sign 'positive' needs a sequential map"):
+        service.render_overlay(image, pixel_map, "positive", "RdBu_r", 0.5)
+    assert service.colormaps_for("all") == service.DIVERGING_COLORMAPS
+    assert "inferno" in service.colormaps_for("absolute")
+
+
+def test_colour_bar_states_the_scale_of_the_map():
+    rng = np.random.default_rng(3)
+    pixel_map = rng.normal(size=(20, 20))
+    scale = np.percentile(np.abs(pixel_map), 98)  # captum's default outlier cut: 2 %
+    signed = service.colour_bar_html(pixel_map, service.Display("all", "RdBu_r", 0.5))
+    assert f"−{scale:.2g}" in signed and f"+{scale:.2g}" in signed and "linear-gradient" in signed
+    positive = service.colour_bar_html(pixel_map, service.Display("positive", "inferno", 0.5))
+    assert f"{np.percentile(np.clip(pixel_map, 0, None), 98):.2g}" in positive
+    # RdBu_r's middle stop is its neutral near-white: 0 sits in the middle of the bar.
+    import re
+
+    middle = re.search(r"rgb\((\d+), (\d+), (\d+)\) 50%", signed).groups()
+    assert min(int(v) for v in middle) > 240
+
+
+def test_deletion_chart_is_theme_safe():
+    curve = service.DeletionCurve(np.linspace(0, 1, 3), np.array([0.5, 0.2, 0.1]), 0.25)
+    layout = service.deletion_figure([("Grad-CAM", curve)]).to_plotly_json()["layout"]
+    assert layout["paper_bgcolor"] == "rgba(0,0,0,0)" and layout["plot_bgcolor"] == "rgba(0,0,0,0)"
+    assert layout["font"]["color"] == "#7c828c"  # mid-grey: readable on light and dark pages
+    assert layout["template"] == "none"  # no plotly_white underneath
 
 
 def test_top5_names_and_target_by_name():
@@ -255,31 +296,31 @@ def test_offline_imagenet_weights_say_what_to_do(tmp_path, monkeypatch):
         raise urllib.error.URLError("Name or service not known")
 
     with pytest.raises(resnext.WeightsUnavailableError) as info:
-        choose_weights("imagenet", 0, "resnext50_32x4d.IMAGENET1K_V2", None, SELECTION,
-                       download=offline)
+        choose_weights("imagenet", 0, "resnext50_32x4d.IMAGENET1K_V2", None,
+                       Selection(resnext.PRESETS["resnext50_32x4d"], 224), download=offline)
     message = str(info.value)
     assert "resnext50_32x4d-1a0047aa.pth" in message
     assert str(tmp_path / "resnext50_32x4d-1a0047aa.pth") in message
     assert "random weights and uploaded checkpoints still work" in message
 
 
-def test_concurrent_requests_on_one_model_agree(monkeypatch):
-    # Two users explaining on the same cached model at once (Guided Grad-CAM hooks every
-    # ReLU) get what each would get alone: the tab holds the model's lock.
-    from explorer.tabs import attributions as tab
+EXPLAIN_VALUES = dict(image=str(sample_images()[0]), method="guided_gradcam",
+                      target="predicted class", n_steps=8, baseline="black",
+                      internal_batch_size=4, n_samples=4, noise_level=0.15,
+                      smoothgrad_over="saliency", window=8, stride=8, layer="", device="cpu",
+                      sign="positive", colormap="inferno", opacity=0.6)
 
-    sample = str(sample_images()[0])
-    args = dict(image=sample, method="guided_gradcam", target="predicted class", n_steps=8,
-                baseline="black", internal_batch_size=4, n_samples=4, noise_level=0.15,
-                smoothgrad_over="saliency", window=8, stride=8, layer="", device="cpu",
-                sign="positive", colormap="inferno", opacity=0.6, selection=SELECTION,
-                weights=WeightsChoice(seed=9), progress=None)
-    alone = tab.run_attribution(**args)[5]["map"]
+
+def test_concurrent_requests_on_one_model_agree():
+    # Two users explaining on the same cached model at once (Guided Grad-CAM hooks every
+    # ReLU) get what each would get alone: the service holds the model's lock.
+    request = ExplainRequest.from_values(EXPLAIN_VALUES, SELECTION, WeightsChoice(seed=9))
+    alone = explanation.explain(request).pixel_map
     results, errors = [], []
 
     def worker():
         try:
-            results.append(tab.run_attribution(**args)[5]["map"])
+            results.append(explanation.explain(request).pixel_map)
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -291,6 +332,140 @@ def test_concurrent_requests_on_one_model_agree(monkeypatch):
     assert not errors
     for result in results:
         np.testing.assert_allclose(result, alone, rtol=1e-5, atol=1e-7)
+
+
+# Settings, weights and images: what the page says --------------------------------------
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(method="occlusion", window=8, stride=112),
+     r"Occlusion stride \(112\) must not exceed the occlusion window \(8\)"),
+    (dict(n_steps=513), r"IG steps must be an integer in \[2, 512\], got 513"),
+    (dict(internal_batch_size=0), r"Internal batch size must be an integer in \[1, 64\], got 0"),
+    (dict(n_samples=2.5), r"Samples \(SmoothGrad, GradientShap\) must be an integer"),
+    (dict(noise_level=0.9), r"Noise \(share of the input range\) must be a number in \[0.01, 0.5\]"),
+    (dict(baseline="grey"), r"Baseline must be one of black, blurred, noise"),
+    (dict(method="lime"), r"Method: unknown method 'lime'"),
+])
+def test_refused_settings_name_their_control(changes, message):
+    with pytest.raises(ValueError, match=message):
+        ExplainRequest.from_values({**EXPLAIN_VALUES, **changes}, SELECTION, WeightsChoice())
+
+
+def test_occlusion_window_larger_than_the_image_is_clamped_with_its_stride():
+    model = resnext.build_model(TINY).eval()
+    settings = service.AttributionSettings(method="occlusion", window=200, stride=150,
+                                           internal_batch_size=4)
+    result = service.attribute(model, torch.randn(1, 3, 32, 32), 0, settings)
+    # One window covering the whole image: every pixel gets the same attribution.
+    assert np.allclose(result.values, result.values.flat[0])
+
+
+def test_sliders_are_built_from_the_limits_the_service_enforces():
+    import gradio as gr
+
+    from explorer.tabs import attributions as tab
+
+    with gr.Blocks():
+        for name, limit in service.LIMITS.items():
+            slider = tab._slider(name, limit.low)
+            assert (slider.minimum, slider.maximum, slider.label) == (limit.low, limit.high,
+                                                                      limit.label)
+    defaults = service.AttributionSettings()
+    assert defaults.noise_level == 0.15 and defaults.n_steps <= service.LIMITS["n_steps"].high
+
+
+def test_percentages_keep_two_significant_figures():
+    assert [percent(p) for p in (0.00112, 0.0123, 0.5, 0.873, 1.0, 0.0)] == [
+        "0.11 %", "1.2 %", "50 %", "87 %", "100 %", "0 %"]
+
+
+def test_imagenet_list_offers_only_weights_that_fit():
+    from explorer.services.weights_choice import imagenet_choices, no_imagenet_weights
+
+    def names(preset, **changes):
+        return imagenet_choices(Selection(resnext.PRESETS[preset].replace(**changes), 224))
+
+    assert names("resnet50") == ["resnet50.IMAGENET1K_V2", "resnet50.IMAGENET1K_V1"]
+    assert names("resnext50_32x4d", block_form="b") == [
+        "resnext50_32x4d.IMAGENET1K_V2", "resnext50_32x4d.IMAGENET1K_V1"]
+    assert names("resnext50_32x4d", num_classes=10) == []
+    assert "no ImageNet weights for ResNeXt-152 (32x4d)" in no_imagenet_weights(
+        Selection(resnext.PRESETS["resnext152_32x4d"], 224))
+    with pytest.raises(ValueError, match="are for resnext50_32x4d, not for"):
+        choose_weights("imagenet", 0, "resnext50_32x4d.IMAGENET1K_V2", None,
+                       Selection(resnext.PRESETS["resnet50"], 224))
+
+
+def test_status_follows_the_network_and_says_when_a_choice_is_not_applied():
+    from explorer.services.weights_choice import PanelValues, describe
+
+    weights = WeightsChoice(seed=0)
+    resnet = Selection(resnext.PRESETS["resnet50"], 64)
+    assert "ResNet-50 (1x64d) at 64×64" in describe(weights, resnet)
+    assert "Not applied yet" not in describe(weights, resnet, PanelValues("random", 0))
+    pending = describe(weights, resnet, PanelValues("imagenet", 0, "resnet50.IMAGENET1K_V2"))
+    assert "Not applied yet" in pending and "random (seed 0)" in pending
+    imagenet = WeightsChoice(kind="imagenet", name="resnext50_32x4d.IMAGENET1K_V2")
+    assert "which these weights do not fit" in describe(imagenet, resnet)
+
+
+def test_the_summary_names_the_network_that_ran():
+    small = Selection(TINY.replace(cardinality=2), 32)
+    values = {**EXPLAIN_VALUES, "method": "saliency"}
+    first = explanation.explain(ExplainRequest.from_values(values, SELECTION, WeightsChoice()))
+    second = explanation.explain(ExplainRequest.from_values(values, small, WeightsChoice()))
+    assert TINY.name in first.summary and small.config.name in second.summary
+    assert "32×32 centre crop" in second.summary
+    import re
+
+    shown = [float(v) for v in re.findall(r">([0-9.]+) %<", second.top_html)]
+    assert len(shown) == 5
+    for value, (_, _, probability) in zip(shown, second.top):
+        assert value == pytest.approx(100 * probability, rel=0.05)  # two significant figures
+
+
+def test_crop_box_is_the_region_the_network_sees(tmp_path):
+    from PIL import Image
+
+    from explorer.services.images import crop_box, crop_preview
+    from resnext.imaging import resize_and_crop
+
+    # A wide photo with a gradient: the crop's content tells where it came from.
+    x = np.linspace(0, 255, 300)[None, :, None].repeat(120, axis=0).repeat(3, axis=2)
+    photo = Image.fromarray(x.astype(np.uint8))
+    left, top, right, bottom = crop_box(300, 120, resize_size=73, crop_size=64)
+    assert (right - left, bottom - top) == pytest.approx((120 * 64 / 73,) * 2)
+    seen = np.asarray(resize_and_crop(photo, 73, 64), dtype=float)
+    reference = np.asarray(photo.crop((round(left), round(top), round(right), round(bottom)))
+                           .resize((64, 64), Image.BILINEAR), dtype=float)
+    assert np.abs(seen - reference).mean() < 3  # the same strip of the gradient
+    path = tmp_path / "wide.png"
+    photo.save(path)
+    preview = crop_preview(str(path), None, 64)
+    assert preview.shape == (120, 300, 3)
+    assert preview[60, 5].sum() < np.asarray(photo)[60, 5].sum()  # outside: dimmed
+    assert tuple(preview[60, round(left)]) == (255, 200, 0)  # the outline
+
+
+def test_a_text_file_is_not_called_a_pickle(tmp_path):
+    path = tmp_path / "notes.pth"
+    path.write_text("just some text, 23 byte")
+    with pytest.raises(resnext.CheckpointFileError) as info:
+        choose_weights("upload", 0, None, str(path), SELECTION)
+    message = str(info.value)
+    assert "it is not one" in message and "run code" not in message
+
+
+def test_grid_requests_are_checked_once():
+    from explorer.services.explanation import GridRequest
+
+    values = {**EXPLAIN_VALUES, "mode": "methods", "methods": [], "compare_preset": "resnet50"}
+    with pytest.raises(ValueError, match="Methods: tick at least one"):
+        GridRequest.from_values(values, SELECTION, WeightsChoice())
+    with pytest.raises(ValueError, match="Second config"):
+        GridRequest.from_values({**values, "mode": "configs", "compare_preset": "vgg"},
+                                SELECTION, WeightsChoice())
+    assert list(ATTRIBUTE_ARGUMENTS[:3]) == ["image", "method", "target"]
 
 
 # Through the real HTTP API ---------------------------------------------------------------

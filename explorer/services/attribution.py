@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from resnext.validation import whole_number
-# Re-exported: the Attributions tab reads predictions through this module.
+# Re-exported for callers that read predictions beside the maps.
 from .predictions import class_names_for, imagenet_class_names, top_predictions  # noqa: F401
 
 
@@ -38,8 +38,35 @@ METHODS: dict[str, str] = {
 }
 BASELINES = ("black", "blurred", "noise")
 SIGNS = ("positive", "absolute", "all")
-COLORMAPS = ("inferno", "jet", "viridis", "hot", "coolwarm", "RdBu_r")
 SMOOTHGRAD_OVER = ("saliency", "integrated_gradients")
+# One-sided values (positive, absolute) read on a sequential map, dark to bright; signed
+# values ("all") on a diverging map whose neutral middle is 0 (Captum's visualisation does
+# the same: blended heat maps use a sequential map, signed ones a diverging one).
+SEQUENTIAL_COLORMAPS = ("inferno", "viridis", "hot", "jet")
+DIVERGING_COLORMAPS = ("RdBu_r", "coolwarm")
+COLORMAPS = SEQUENTIAL_COLORMAPS + DIVERGING_COLORMAPS
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A numeric control's range; `label` is the control's label, so messages name it."""
+
+    label: str
+    low: float
+    high: float
+
+
+# Each limit once: the settings check below enforces it and the tab builds its slider from it.
+LIMITS: dict[str, Limit] = {
+    "n_steps": Limit("IG steps", 2, 512),
+    "internal_batch_size": Limit("Internal batch size", 1, 64),
+    "n_samples": Limit("Samples (SmoothGrad, GradientShap)", 1, 64),
+    "noise_level": Limit("Noise (share of the input range)", 0.01, 0.5),
+    "window": Limit("Occlusion window", 2, 256),
+    "stride": Limit("Occlusion stride", 1, 256),
+    "opacity": Limit("Opacity", 0.0, 1.0),
+    "channels": Limit("Channels per stage", 1, 32),
+}
 
 
 class AttributionCancelled(Exception):
@@ -66,21 +93,37 @@ class AttributionSettings:
     layer: str = ""  # Grad-CAM layer ("layer4", "layer3.5"); "" = the last stage
 
     def checked(self) -> "AttributionSettings":
+        """These settings with whole numbers as ints; ValueError naming the control if not."""
         if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+            raise ValueError(f"Method: unknown method {self.method!r}; choose one of "
+                             f"{', '.join(METHODS)}")
         if self.baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
+            raise ValueError(f"Baseline must be one of {', '.join(BASELINES)}, got {self.baseline!r}")
         if self.smoothgrad_over not in SMOOTHGRAD_OVER:
-            raise ValueError(f"SmoothGrad runs over one of {', '.join(SMOOTHGRAD_OVER)}, "
+            raise ValueError(f"SmoothGrad over: one of {', '.join(SMOOTHGRAD_OVER)}, "
                              f"got {self.smoothgrad_over!r}")
-        ints = {"n_steps": (2, 512), "internal_batch_size": (1, 256), "n_samples": (1, 256),
-                "window": (1, 1024), "stride": (1, 1024)}
-        values = {}
-        for name, (low, high) in ints.items():
-            values[name] = whole_number(name, getattr(self, name), low, high)
-        if not (isinstance(self.noise_level, (int, float)) and 0 < self.noise_level <= 1):
-            raise ValueError(f"noise level must be in (0, 1], got {self.noise_level!r}")
-        return replace(self, **values)
+        if not isinstance(self.layer, str):
+            raise ValueError(f"Grad-CAM layer: expected a layer name, got {self.layer!r}")
+        values = {name: whole_number(LIMITS[name].label, getattr(self, name),
+                                     int(LIMITS[name].low), int(LIMITS[name].high))
+                  for name in ("n_steps", "internal_batch_size", "n_samples", "window", "stride")}
+        noise = LIMITS["noise_level"]
+        if not in_range(self.noise_level, noise):
+            raise ValueError(f"{noise.label} must be a number in [{noise.low:g}, {noise.high:g}], "
+                             f"got {self.noise_level!r}")
+        if values["stride"] > values["window"]:
+            # Captum's Occlusion asserts this: a stride over the window skips pixels, which
+            # then get no attribution at all.
+            raise ValueError(f"Occlusion stride ({values['stride']}) must not exceed the "
+                             f"occlusion window ({values['window']}): strides longer than the "
+                             f"window skip pixels. Set the stride to {values['window']} or less.")
+        return replace(self, layer=self.layer.strip(), **values)
+
+
+def in_range(value: Any, limit: Limit) -> bool:
+    """A real, finite number (not a bool) within the limit."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and limit.low <= value <= limit.high)
 
 
 @dataclass
@@ -183,8 +226,10 @@ def expected_forwards(settings: AttributionSettings, height: int, width: int) ->
             return math.ceil(s.n_samples / s.internal_batch_size)
         return s.n_samples * batches
     if s.method == "occlusion":
-        windows = ((max(height - s.window, 0) // s.stride + 1)
-                   * (max(width - s.window, 0) // s.stride + 1))
+        window = min(s.window, height, width)
+        stride = min(s.stride, window)
+        windows = ((max(height - window, 0) // stride + 1)
+                   * (max(width - window, 0) // stride + 1))
         return 1 + math.ceil(windows / s.internal_batch_size)
     return 2 if s.method == "guided_gradcam" else 1
 
@@ -287,10 +332,12 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
             stdevs=stdev, target=target, baselines=baseline, n_steps=s.n_steps,
             internal_batch_size=s.internal_batch_size), None
     if s.method == "occlusion":
+        # A window larger than the image covers all of it; the stride follows (see checked).
         window = min(s.window, height, width)
+        stride = min(s.stride, window)
         baseline = make_baseline(x.detach(), s.baseline)
         return Occlusion(model).attribute(
-            x, sliding_window_shapes=(3, window, window), strides=(3, s.stride, s.stride),
+            x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
             baselines=baseline, target=target,
             perturbations_per_eval=s.internal_batch_size), None
     layer = resolve_layer(model, s.layer)
@@ -346,8 +393,9 @@ def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> i
     return index
 
 
-def target_choices(num_classes: int) -> list[str]:
-    return ["predicted class"] + [f"{i}: {name}" for i, name in enumerate(class_names_for(num_classes))]
+def target_choices(class_names: Sequence[str]) -> list[str]:
+    """The target picker's entries: the predicted class, then "index: name" for each class."""
+    return ["predicted class"] + [f"{i}: {name}" for i, name in enumerate(class_names)]
 
 
 # Faithfulness ----------------------------------------------------------------------------
@@ -385,49 +433,87 @@ def deletion_curve(model: Any, x: Any, pixel_map: np.ndarray, target: int, steps
 
 # Drawing ---------------------------------------------------------------------------------
 
-def normalized_map(pixel_map: np.ndarray, sign: str, outlier_percent: float = 2.0) -> np.ndarray:
-    """Scale a map for display like captum.attr.visualization: the sign first, then divide
-    by the (100 - outlier_percent) percentile of |values| so a few extreme pixels don't wash
-    out the rest. Returns [0, 1] for positive/absolute, [-1, 1] for all."""
-    if sign not in SIGNS:
-        raise ValueError(f"sign must be one of {', '.join(SIGNS)}, got {sign!r}")
-    if sign == "positive":
-        values = np.clip(pixel_map, 0, None)
-    elif sign == "absolute":
-        values = np.abs(pixel_map)
-    else:
-        values = pixel_map
+@dataclass(frozen=True)
+class Display:
+    """How a map is drawn over the photo; changing it redraws without recomputing."""
+
+    sign: str = "positive"
+    colormap: str = "inferno"
+    # Half-strength at the map's brightest: the photo stays recognisable under the colour.
+    opacity: float = 0.5
+
+    def checked(self) -> "Display":
+        if self.sign not in SIGNS:
+            raise ValueError(f"Sign must be one of {', '.join(SIGNS)}, got {self.sign!r}")
+        allowed = colormaps_for(self.sign)
+        if self.colormap not in allowed:
+            kind = ("a diverging map centred on 0" if self.sign == "all"
+                    else "a sequential map (dark = none, bright = most)")
+            raise ValueError(f"Colour map: sign {self.sign!r} needs {kind}: one of "
+                             f"{', '.join(allowed)}, got {self.colormap!r}")
+        if not in_range(self.opacity, LIMITS["opacity"]):
+            raise ValueError(f"Opacity must be a number in [0, 1], got {self.opacity!r}")
+        return self
+
+
+def colormaps_for(sign: str) -> tuple[str, ...]:
+    """The colour maps that read right for a sign: diverging for signed values."""
+    return DIVERGING_COLORMAPS if sign == "all" else SEQUENTIAL_COLORMAPS
+
+
+def display_scale(pixel_map: np.ndarray, sign: str, outlier_percent: float = 2.0) -> float:
+    """The |value| drawn at full colour: the (100 - outlier_percent) percentile of the
+    map's magnitudes after the sign is applied (as captum.attr.visualization does), so a few
+    extreme pixels don't wash out the rest. 0 when the map is empty."""
+    values = _signed(pixel_map, sign)
     magnitudes = np.abs(values)
     nonzero = magnitudes[magnitudes > 0]
     if nonzero.size == 0:
+        return 0.0
+    scale = float(np.percentile(magnitudes, 100 - outlier_percent))
+    return scale if scale > 0 else float(nonzero.max())
+
+
+def _signed(pixel_map: np.ndarray, sign: str) -> np.ndarray:
+    if sign == "positive":
+        return np.clip(pixel_map, 0, None)
+    if sign == "absolute":
+        return np.abs(pixel_map)
+    if sign == "all":
+        return pixel_map
+    raise ValueError(f"Sign must be one of {', '.join(SIGNS)}, got {sign!r}")
+
+
+def normalized_map(pixel_map: np.ndarray, sign: str, outlier_percent: float = 2.0) -> np.ndarray:
+    """The map after its sign, divided by `display_scale`: [0, 1] for positive/absolute,
+    [-1, 1] for all."""
+    values = _signed(pixel_map, sign)
+    scale = display_scale(pixel_map, sign, outlier_percent)
+    if scale == 0:
         return np.zeros_like(values, dtype=np.float64)  # nothing to show: the bare image
-    scale = np.percentile(magnitudes, 100 - outlier_percent)
-    if scale <= 0:
-        scale = nonzero.max()
     low = -1.0 if sign == "all" else 0.0
     return np.clip(values / scale, low, 1.0)
 
 
 def colorize(values: np.ndarray, colormap: str, signed: bool) -> np.ndarray:
-    """(H, W) in [0, 1] (or [-1, 1] when signed) -> (H, W, 3) float RGB in [0, 1]."""
+    """(H, W) in [0, 1] (or [-1, 1] when signed, 0 in the middle) -> (H, W, 3) RGB in [0, 1]."""
     import matplotlib
 
     if colormap not in COLORMAPS:
-        raise ValueError(f"colour map must be one of {', '.join(COLORMAPS)}, got {colormap!r}")
+        raise ValueError(f"Colour map must be one of {', '.join(COLORMAPS)}, got {colormap!r}")
     cmap = matplotlib.colormaps[colormap]
     position = (values + 1) / 2 if signed else values
     return cmap(position)[..., :3]
 
 
 def render_overlay(image: np.ndarray, pixel_map: np.ndarray, sign: str = "positive",
-                   colormap: str = "inferno", opacity: float = 0.6) -> np.ndarray:
+                   colormap: str = "inferno", opacity: float = Display.opacity) -> np.ndarray:
     """Blend a coloured map over the image: (H, W, 3) uint8.
 
     Each pixel's blend weight is `opacity × |scaled value|`, so where the map is zero the
     photo shows through unchanged and the colour appears only where there is attribution.
     """
-    if not 0 <= opacity <= 1:
-        raise ValueError(f"opacity must be in [0, 1], got {opacity!r}")
+    Display(sign, colormap, opacity).checked()
     if image.shape[:2] != pixel_map.shape:
         raise ValueError(f"map {pixel_map.shape} and image {image.shape[:2]} differ in size")
     values = normalized_map(pixel_map, sign)
@@ -437,11 +523,35 @@ def render_overlay(image: np.ndarray, pixel_map: np.ndarray, sign: str = "positi
     return np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8)
 
 
-def render_map(pixel_map: np.ndarray, sign: str = "positive", colormap: str = "inferno") -> np.ndarray:
-    """The map alone, coloured: (H, W, 3) uint8 (for grids and thumbnails)."""
-    values = normalized_map(pixel_map, sign)
-    colours = colorize(values, colormap, signed=(sign == "all"))
-    return np.clip(np.rint(colours * 255), 0, 255).astype(np.uint8)
+def colour_bar_html(pixel_map: np.ndarray | None, display: Display, stops: int = 11) -> str:
+    """A colour bar for the overlay: the map's colours from its low to its high end, with
+    the attribution values they stand for (sum over RGB of the raw map)."""
+    import matplotlib
+
+    display = display.checked()
+    cmap = matplotlib.colormaps[display.colormap]
+    colours = ", ".join(
+        "rgb({:.0f}, {:.0f}, {:.0f}) {:.0f}%".format(*(255 * c for c in cmap(k / (stops - 1))[:3]),
+                                                   100 * k / (stops - 1))
+        for k in range(stops))
+    scale = 0.0 if pixel_map is None else display_scale(pixel_map, display.sign)
+    signed = display.sign == "all"
+    what = {"positive": "positive attribution", "absolute": "|attribution|",
+            "all": "attribution (blue = against the class, red = for it)"}[display.sign]
+    if pixel_map is None:
+        ticks = ["low", "high"] if not signed else ["negative", "0", "positive"]
+    elif signed:
+        ticks = [f"−{scale:.2g}", "0", f"+{scale:.2g}"]
+    else:
+        ticks = ["0", f"{scale:.2g}"]
+    tick_html = "".join(f"<span>{t}</span>" for t in ticks)
+    return (
+        '<div class="rx-colorbar" style="font-size: 0.8rem; color: var(--body-text-color-subdued);">'
+        f'<div style="height: 12px; border-radius: 3px; background: linear-gradient(to right, {colours});"></div>'
+        f'<div style="display: flex; justify-content: space-between;">{tick_html}</div>'
+        f"<div>Colour: {what}, per pixel summed over RGB; full colour at the 98th percentile "
+        f"of |value|, clipped above. Colour fades with the value, so the photo shows where "
+        f"the map is 0. Opacity {display.opacity:g}.</div></div>")
 
 
 @dataclass
@@ -498,18 +608,17 @@ def feature_map_grids(model: Any, x: Any, channels: int = 8, tile: int = 64, col
 
 def deletion_figure(curves: Sequence[tuple[str, DeletionCurve]]):
     """Plotly: target probability vs share of pixels removed, one line per map."""
-    import plotly.graph_objects as go
+    from .plots import figure
 
-    fig = go.Figure()
-    for label, curve in curves:
-        fig.add_trace(go.Scatter(
-            x=curve.fractions * 100, y=curve.probabilities, mode="lines+markers",
-            name=f"{label} (AUC {curve.auc:.3g})",
-            hovertemplate="%{x:.0f} % removed: p = %{y:.3f}<extra></extra>"))
-    fig.update_layout(
-        title="Deletion curve: most attributed pixels removed first (lower AUC = more faithful)",
-        xaxis_title="pixels removed (%)", yaxis_title="target class probability",
-        yaxis_rangemode="tozero", height=320, template="plotly_white",
-        margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.3},
-        paper_bgcolor="rgba(0,0,0,0)")
-    return fig
+    data = [{"type": "scatter", "x": (curve.fractions * 100).tolist(),
+             "y": curve.probabilities.tolist(), "mode": "lines+markers",
+             "name": f"{label} (AUC {curve.auc:.3g})",
+             "hovertemplate": "%{x:.0f} % removed: p = %{y:.3g}<extra></extra>"}
+            for label, curve in curves]
+    return figure(data, {
+        "title": {"text": "Deletion curve: most attributed pixels removed first "
+                          "(lower AUC = more faithful)", "font": {"size": 13}},
+        "xaxis": {"title": {"text": "pixels removed (%)"}},
+        "yaxis": {"title": {"text": "target class probability"}, "rangemode": "tozero",
+                  "tickformat": ".2g"},
+        "height": 320, "legend": {"orientation": "h", "y": -0.3}})

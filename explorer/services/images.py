@@ -40,3 +40,38 @@ def prepare_image(source: Any, weights_name: str | None, image_size: int) -> Pre
     resize, crop = eval_sizes(weights_name, None if weights_name else image_size)
     cropped = resize_and_crop(load_image(source), resize, crop)
     return PreparedImage(np.asarray(cropped, dtype=np.uint8), normalize(cropped))
+
+
+def crop_box(width: int, height: int, resize_size: int, crop_size: int
+             ) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of the eval transform's centre crop in the photo's own
+    pixels: the shorter side is resized to `resize_size`, then `crop_size` is cut from the
+    middle (resnext.imaging.resize_and_crop), so the crop is crop/resize of the shorter side."""
+    side = min(width, height) * crop_size / resize_size
+    left, top = (width - side) / 2, (height - side) / 2
+    return left, top, left + side, top + side
+
+
+def crop_preview(source: Any, weights_name: str | None, image_size: int,
+                 longest_side: int = 320) -> np.ndarray:
+    """The whole photo, small, with the centre crop the network sees outlined and the rest
+    dimmed: (H, W, 3) uint8. The attribution map covers only the outlined square."""
+    from PIL import Image, ImageDraw
+
+    from resnext.imaging import eval_sizes, load_image
+
+    if isinstance(source, dict) and "path" in source:
+        source = source["path"]
+    photo = load_image(source)
+    resize, crop = eval_sizes(weights_name, None if weights_name else image_size)
+    box = crop_box(photo.width, photo.height, resize, crop)
+    factor = min(1.0, longest_side / max(photo.size))
+    small = photo.resize((max(1, round(photo.width * factor)), max(1, round(photo.height * factor))),
+                         Image.BILINEAR)
+    box = tuple(v * factor for v in box)
+    dimmed = Image.blend(small, Image.new("RGB", small.size), 0.55)
+    inside = tuple(int(round(v)) for v in box)
+    dimmed.paste(small.crop(inside), inside[:2])
+    line = max(2, round(max(small.size) / 110))
+    ImageDraw.Draw(dimmed).rectangle(inside, outline=(255, 200, 0), width=line)
+    return np.asarray(dimmed, dtype=np.uint8)

@@ -79,10 +79,11 @@ def build_weighted_model(config: ResNeXtConfig, weights: WeightsChoice, device: 
         model = resnext.build_model(config, generator=torch.Generator().manual_seed(weights.seed))
     else:
         # Built on the meta device, then given the checkpoint's tensors: no wasted random init.
+        from .weights_choice import load_into  # the kind knows its file (import cycle)
+
         model = resnext.build_model(config, device="meta")
         model.to_empty(device="cpu")
-        source = weights.name if weights.kind == IMAGENET else weights.path
-        resnext.load_weights(model, source)
+        load_into(model, weights)
     return model.to(device=torch.device(device), dtype=getattr(torch, dtype)).eval()
 
 

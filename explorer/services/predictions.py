@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,3 +32,37 @@ def top_predictions(logits: Any, class_names: Sequence[str], k: int = 5) -> list
     probabilities = torch.softmax(logits.detach().float(), dim=1)[0]  # (K,)
     values, indices = probabilities.topk(min(k, probabilities.numel()))
     return [(int(i), class_names[int(i)], float(v)) for v, i in zip(values, indices)]
+
+
+def percent(probability: float) -> str:
+    """A probability as a percentage with two significant figures ("87 %", "0.11 %"), so
+    the near-uniform top-5 of an untrained network can still be compared."""
+    value = 100 * float(probability)
+    if value <= 0:
+        return "0 %"
+    if value >= 10:
+        return f"{value:.0f} %"
+    decimals = 1 - math.floor(math.log10(value))
+    return f"{value:.{decimals}f} %"
+
+
+def top_html(top: Sequence[tuple[int, str, float]]) -> str:
+    """The top-k as rows of name, bar and percentage (HTML). Bars are relative to the most
+    probable class, so near-equal probabilities still show their order."""
+    if not top:
+        return ""
+    highest = max(probability for _, _, probability in top) or 1.0
+    rows = []
+    for index, name, probability in top:
+        width = 100 * probability / highest
+        rows.append(
+            f'<div class="rx-top-row" style="margin: 0.25rem 0;">'
+            f'<div style="display: flex; justify-content: space-between; gap: 0.5rem;">'
+            f'<span>{html.escape(name)} <span style="color: var(--body-text-color-subdued);">'
+            f'#{index}</span></span><span style="font-variant-numeric: tabular-nums;">'
+            f'{percent(probability)}</span></div>'
+            f'<div style="height: 6px; border-radius: 3px; width: {width:.1f}%; '
+            f'background: var(--color-accent);"></div></div>')
+    return ('<div class="rx-top" style="color: var(--body-text-color);">'
+            '<div style="font-size: 0.8rem; color: var(--body-text-color-subdued);">'
+            'Top-5 predictions (bars relative to the first)</div>' + "".join(rows) + "</div>")

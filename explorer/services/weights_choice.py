@@ -1,39 +1,191 @@
-"""The weights panel's logic: turn the user's choice into a WeightsChoice that loads, or a
-message that says exactly why not and what to do. Shared by the Run and Attributions tabs."""
+"""The weights panel's logic, shared by the Run and Attributions tabs.
+
+A weights *kind* (random, torchvision ImageNet, an uploaded checkpoint) is one class below,
+registered in `KINDS`: it turns the panel's values into a `WeightsChoice`, says which network
+the choice implies (`Network`: config, input side, eval transform, class names, sample
+images) and describes itself. Everything else (the tab, the model cache, attributions) asks
+these functions, so adding a kind (e.g. a trained run with its own classes and test images)
+is one class here plus its loader in `load_into`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import resnext
 from resnext import ResNeXtConfig
+from resnext.validation import whole_number
 
 from ..selection import Selection
-from resnext.validation import whole_number
+from .images import sample_images
 from .models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
+from .predictions import class_names_for
 
-KINDS = (RANDOM, IMAGENET, UPLOAD)
-KIND_LABELS = [("Random (seed N)", RANDOM), ("ImageNet (torchvision)", IMAGENET),
-               ("Upload a checkpoint (.pth/.pt)", UPLOAD)]
 RANDOM_NOTE = ("**Untrained weights.** Maps from a randomly initialised network show its "
                "gradient structure (where the architecture lets signal flow), not learned "
                "evidence, and its predictions are noise. Load ImageNet weights or your own "
                "checkpoint to see what a trained network looks at.")
+SEED_RANGE = (0, 2**31 - 1)
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+
+
+@dataclass(frozen=True)
+class Network:
+    """What a weights choice implies for a forward pass."""
+
+    config: ResNeXtConfig
+    image_size: int  # the centre crop's side
+    eval_weights: str | None  # published weights whose eval transform (resize, crop) to use
+    class_names: tuple[str, ...]
+    samples: list[Path] = field(default_factory=list)  # photos to try it on
+
+
+@dataclass(frozen=True)
+class PanelValues:
+    """What the weights panel holds, whether or not "Use these weights" was pressed."""
+
+    kind: str = RANDOM
+    seed: Any = 0
+    imagenet_name: str | None = None
+    checkpoint: Any = None
+
+
+# Kinds -------------------------------------------------------------------------------------
+
+class RandomKind:
+    key, label = RANDOM, "Random (seed N)"
+
+    def choose(self, panel: PanelValues, selection: Selection, download: Any) -> WeightsChoice:
+        return WeightsChoice(kind=RANDOM, seed=whole_number("Seed", panel.seed, *SEED_RANGE))
+
+    def network(self, weights: WeightsChoice, selection: Selection) -> Network:
+        return _selected_network(selection)
+
+    def describe(self, weights: WeightsChoice, selection: Selection) -> str:
+        network = self.network(weights, selection)
+        return (f"Using **{weights.label}** for {network.config.name} at "
+                f"{network.image_size}×{network.image_size}.\n\n{RANDOM_NOTE}")
+
+
+class ImageNetKind:
+    key, label = IMAGENET, "ImageNet (torchvision)"
+
+    def choose(self, panel: PanelValues, selection: Selection, download: Any) -> WeightsChoice:
+        name = panel.imagenet_name
+        fitting = imagenet_choices(selection)
+        if name not in resnext.PUBLISHED_WEIGHTS:
+            raise ValueError(f"ImageNet weights: unknown name {name!r}; "
+                             + (f"for {selection.config.name} choose {', '.join(fitting)}"
+                                if fitting else no_imagenet_weights(selection)))
+        preset = resnext.PUBLISHED_WEIGHTS[name].preset
+        if name not in fitting:
+            raise ValueError(f"ImageNet weights: {name} are for {preset}, not for the "
+                             f"Architecture tab's {selection.config.name}; "
+                             + (f"choose {', '.join(fitting)}" if fitting
+                                else no_imagenet_weights(selection)))
+        ensure_published(name, download)
+        return WeightsChoice(kind=IMAGENET, name=name)
+
+    def network(self, weights: WeightsChoice, selection: Selection) -> Network:
+        # ImageNet weights bring their own architecture and eval transform (resize, crop).
+        published = resnext.PUBLISHED_WEIGHTS[weights.name]
+        config = resnext.PRESETS[published.preset]
+        return Network(config, published.crop_size, weights.name,
+                       class_names_for(config.num_classes), sample_images())
+
+    def describe(self, weights: WeightsChoice, selection: Selection) -> str:
+        published = resnext.PUBLISHED_WEIGHTS[weights.name]
+        text = (f"Using **{weights.name}** (top-1 {published.top1:.3f} %) on "
+                f"{resnext.PRESETS[published.preset].name}: resize {published.resize_size} → "
+                f"crop {published.crop_size}.")
+        if not fits(weights.name, selection.config):
+            text += (f"\n\nThe Architecture tab now shows **{selection.config.name}**, which "
+                     f"these weights do not fit: runs use {published.preset}. Choose "
+                     + ("weights for it" if imagenet_choices(selection) else "Random")
+                     + " and press *Use these weights* to run the network shown.")
+        return text
+
+
+class UploadKind:
+    key, label = UPLOAD, "Upload a checkpoint (.pth/.pt)"
+
+    def choose(self, panel: PanelValues, selection: Selection, download: Any) -> WeightsChoice:
+        checkpoint = panel.checkpoint
+        if isinstance(checkpoint, dict):  # FileData from the API
+            checkpoint = checkpoint.get("path")
+        if not checkpoint:
+            raise ValueError("Checkpoint: no file; upload a .pth or .pt file holding a state_dict")
+        path = Path(str(checkpoint))
+        if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise ValueError(f"Checkpoint: {path.name} must be a .pth or .pt file")
+        return WeightsChoice(kind=UPLOAD, path=str(path), digest=file_digest(path))
+
+    def network(self, weights: WeightsChoice, selection: Selection) -> Network:
+        return _selected_network(selection)
+
+    def describe(self, weights: WeightsChoice, selection: Selection) -> str:
+        network = self.network(weights, selection)
+        return (f"Using **{weights.label}** for {network.config.name} at "
+                f"{network.image_size}×{network.image_size}.")
+
+
+KINDS = {kind.key: kind for kind in (RandomKind(), ImageNetKind(), UploadKind())}
+KIND_LABELS = [(kind.label, key) for key, kind in KINDS.items()]
+
+
+def _kind(key: str) -> Any:
+    if key not in KINDS:
+        raise ValueError(f"Weights: kind must be one of {', '.join(KINDS)}, got {key!r}")
+    return KINDS[key]
+
+
+def _selected_network(selection: Selection) -> Network:
+    """The Architecture tab's network with ImageNet-style names for 1000 classes."""
+    return Network(selection.config, selection.image_size, None,
+                   class_names_for(selection.config.num_classes), sample_images())
+
+
+def load_into(model: Any, weights: WeightsChoice) -> None:
+    """Give a model built on the meta device (then emptied) the checkpoint's tensors."""
+    source = weights.name if weights.kind == IMAGENET else weights.path
+    resnext.load_weights(model, source)
+
+
+# Which network -----------------------------------------------------------------------------
+
+def network_for(weights: WeightsChoice, selection: Selection) -> Network:
+    return _kind(weights.kind).network(weights, selection)
 
 
 def model_for(weights: WeightsChoice, selection: Selection) -> tuple[ResNeXtConfig, int, str | None]:
-    """(config, input size, published weights name for preprocessing) a choice implies.
+    """(config, input size, published weights name for preprocessing) a choice implies."""
+    network = network_for(weights, selection)
+    return network.config, network.image_size, network.eval_weights
 
-    ImageNet weights bring their own architecture (their preset) and eval transform; random
-    and uploaded weights use the Architecture tab's config and input size.
-    """
-    if weights.kind == IMAGENET:
-        published = resnext.PUBLISHED_WEIGHTS[weights.name]
-        return resnext.PRESETS[published.preset], published.crop_size, weights.name
-    return selection.config, selection.image_size, None
 
+def fits(name: str, config: ResNeXtConfig) -> bool:
+    """Do published weights `name` fit `config`? Forms (a)/(b) are converted on load, and
+    zero-init of the last BN does not change a tensor's shape."""
+    preset = resnext.PRESETS[resnext.PUBLISHED_WEIGHTS[name].preset]
+    return config.replace(block_form="c", zero_init_residual=preset.zero_init_residual) == preset
+
+
+def imagenet_choices(selection: Selection) -> list[str]:
+    """The published weights that fit the Architecture tab's network (newest first)."""
+    return sorted((name for name in resnext.PUBLISHED_WEIGHTS if fits(name, selection.config)),
+                  reverse=True)
+
+
+def no_imagenet_weights(selection: Selection) -> str:
+    presets = sorted({w.preset for w in resnext.PUBLISHED_WEIGHTS.values()})
+    return (f"torchvision publishes no ImageNet weights for {selection.config.name}; it does "
+            f"for {', '.join(presets)} (pick one of those presets on the Architecture tab)")
+
+
+# Choosing ----------------------------------------------------------------------------------
 
 def file_digest(path: str | Path) -> str:
     digest = hashlib.sha256()
@@ -65,38 +217,55 @@ def choose_weights(kind: str, seed: Any, name: str | None, checkpoint: Any, sele
     Raises WeightsError subclasses with the user-facing message: offline ImageNet weights,
     an unsafe or unreadable checkpoint, or one whose keys/shapes don't fit the config.
     """
-    if kind not in KINDS:
-        raise ValueError(f"weights kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if kind == RANDOM:
-        return WeightsChoice(kind=RANDOM, seed=whole_number("seed", seed, 0, 2**31 - 1))
-    if kind == IMAGENET:
-        if name not in resnext.PUBLISHED_WEIGHTS:
-            raise ValueError(f"unknown ImageNet weights {name!r}; choose one of "
-                             f"{', '.join(resnext.PUBLISHED_WEIGHTS)}")
-        ensure_published(name, download)
-        choice = WeightsChoice(kind=IMAGENET, name=name)
-    else:
-        if isinstance(checkpoint, dict):  # FileData from the API
-            checkpoint = checkpoint.get("path")
-        if not checkpoint:
-            raise ValueError("no checkpoint: upload a .pth or .pt file holding a state_dict")
-        path = Path(str(checkpoint))
-        if path.suffix.lower() not in (".pth", ".pt"):
-            raise ValueError(f"{path.name}: a checkpoint must be a .pth or .pt file")
-        choice = WeightsChoice(kind=UPLOAD, path=str(path), digest=file_digest(path))
-    config, _, _ = model_for(choice, selection)
-    MODEL_CACHE.get(config, choice, device)  # loads it: a mismatch raises here, listed
+    panel = PanelValues(kind, seed, name, checkpoint)
+    choice = _kind(kind).choose(panel, selection, download)
+    MODEL_CACHE.get(network_for(choice, selection).config, choice, device)  # a mismatch raises
     return choice
 
 
-def describe(weights: WeightsChoice, selection: Selection) -> str:
-    """Markdown status for the panel: what is loaded, and the honest note for random."""
-    config, size, _ = model_for(weights, selection)
-    if weights.kind == RANDOM:
-        return f"Using **{weights.label}** for {config.name} at {size}×{size}.\n\n{RANDOM_NOTE}"
+def describe(weights: WeightsChoice, selection: Selection,
+             panel: PanelValues | None = None) -> str:
+    """Markdown status for the panel: what runs use now, for the network on screen.
+
+    `panel` is what the panel shows; when it differs from the weights in use, the status says
+    so, so that a choice not yet applied is never mistaken for the one that runs.
+    """
+    text = _kind(weights.kind).describe(weights, selection)
+    if panel is not None and not panel_applied(panel, weights):
+        label = dict((key, kind.label) for key, kind in KINDS.items()).get(panel.kind, panel.kind)
+        text = (f"**Not applied yet:** the panel shows *{label}*; press **Use these weights** "
+                f"to load it. Until then runs use the weights below.\n\n" + text)
+    return text
+
+
+def panel_applied(panel: PanelValues, weights: WeightsChoice) -> bool:
+    """Does the panel show the weights in use (nothing chosen and not yet applied)?"""
+    if panel.kind != weights.kind:
+        return False
+    if panel.kind == RANDOM:
+        try:
+            return whole_number("Seed", panel.seed, *SEED_RANGE) == weights.seed
+        except ValueError:
+            return False
+    if panel.kind == IMAGENET:
+        return panel.imagenet_name == weights.name
+    return True  # an upload: the file box cannot be compared cheaply; it was applied
+
+
+def weights_for_preset(weights: WeightsChoice, preset: str) -> tuple[WeightsChoice, str]:
+    """Weights for another network (the grid's second config), and a note on the choice.
+
+    ImageNet weights: the same version for the preset if torchvision has it, else any; else
+    random. An upload fits its own network only, so the other one gets random weights.
+    """
     if weights.kind == IMAGENET:
-        published = resnext.PUBLISHED_WEIGHTS[weights.name]
-        return (f"Using **{weights.name}** (top-1 {published.top1:.3f} %): the {published.preset} "
-                f"architecture, resize {published.resize_size} → crop {published.crop_size}, "
-                f"whatever the Architecture tab shows.")
-    return f"Using **{weights.label}** for {config.name} at {size}×{size}."
+        version = weights.name.rsplit("_", 1)[-1]
+        candidates = [n for n, w in resnext.PUBLISHED_WEIGHTS.items() if w.preset == preset]
+        same = [n for n in candidates if n.endswith(version)]
+        if same or candidates:
+            name = (same or candidates)[0]
+            return WeightsChoice(kind=IMAGENET, name=name), name
+        return WeightsChoice(kind=RANDOM), f"random (seed 0): torchvision has no {preset} weights"
+    if weights.kind == UPLOAD:
+        return WeightsChoice(kind=RANDOM), "random (seed 0): the checkpoint fits the first config only"
+    return weights, weights.label
