@@ -1,20 +1,26 @@
-"""Make Gradio's own input validation name the control it is about, or leave it to ours.
+"""Input controls that name themselves when Gradio refuses a value, or leave it to us.
 
 Gradio checks a value sent to a Slider, Number, Radio or Dropdown before our handler runs
 ("Value 0 is less than minimum value 1."), and a NaN or a string sent to a numeric
 component fails with an internal error. Either would raise before the handler, covering
-every output with an error badge. Wrapping each component's `preprocess`:
+every output with an error badge. These subclasses (drawn by the frontend as the built-in
+component they extend: `is_template`) change that:
 - a number outside a Slider's or Number's range reaches the handler as it was sent: every
   handler checks its numbers against the one set of limits (the same the control was
   built from) and, on the page, puts the control back to the value in use;
 - anything else refused becomes a message that names the control and its allowed values.
+
+Subclasses rather than a patched instance: when an event updates a control, Gradio keeps a
+per-session copy made with `block.__class__(**props)`, which keeps the class, not the patch.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from typing import Any, Iterable
+from typing import Any, Callable
+
+import gradio as gr
 
 
 def _allowed(component: Any) -> str:
@@ -26,30 +32,51 @@ def _allowed(component: Any) -> str:
     return "a valid value"
 
 
-def guard_inputs(components: Iterable[Any]) -> None:
-    import gradio as gr
+def _refuse(component: Any, text: str) -> gr.Error:
+    label = component.label or type(component).__name__
+    return gr.Error(html.escape(f"{label}: {text}", quote=False), print_exception=False)
 
-    for component in components:
-        original = component.preprocess
-        label = component.label or type(component).__name__
 
-        def preprocess(payload: Any, _original=original, _component=component, _label=label) -> Any:
-            numeric = hasattr(_component, "minimum") and isinstance(_component, (gr.Slider, gr.Number))
-            if numeric and payload is not None and (
-                    isinstance(payload, bool) or not isinstance(payload, (int, float))
-                    or not math.isfinite(payload)):
-                raise gr.Error(html.escape(f"{_label}: expected {_allowed(_component)}, got {payload!r}", quote=False),
-                               print_exception=False)
-            try:
-                return _original(payload)
-            except gr.Error as error:
-                if numeric:
-                    # Out of the control's range: the handler's own check decides and, on the
-                    # page, puts the control back (see the module docstring).
-                    return payload
-                raise gr.Error(html.escape(f"{_label}: {error.message}", quote=False), print_exception=False) from None
-            except Exception:  # noqa: BLE001 - any other rejection still names the control
-                raise gr.Error(html.escape(f"{_label}: expected {_allowed(_component)}, got {payload!r}", quote=False),
-                               print_exception=False) from None
+def _guarded(component: Any, payload: Any, preprocess: Callable[[Any], Any]) -> Any:
+    numeric = isinstance(component, (gr.Slider, gr.Number))
+    if numeric and payload is not None and (
+            isinstance(payload, bool) or not isinstance(payload, (int, float))
+            or not math.isfinite(payload)):
+        raise _refuse(component, f"expected {_allowed(component)}, got {payload!r}")
+    try:
+        return preprocess(payload)
+    except gr.Error as error:
+        if numeric:
+            # Out of the control's range: the handler's own check decides (module docstring).
+            return payload
+        raise _refuse(component, error.message) from None
+    except Exception:  # noqa: BLE001 - any other rejection still names the control
+        raise _refuse(component, f"expected {_allowed(component)}, got {payload!r}") from None
 
-        component.preprocess = preprocess
+
+class Slider(gr.Slider):
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return _guarded(self, payload, super().preprocess)
+
+
+class Number(gr.Number):
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return _guarded(self, payload, super().preprocess)
+
+
+class Radio(gr.Radio):
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return _guarded(self, payload, super().preprocess)
+
+
+class Dropdown(gr.Dropdown):
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        return _guarded(self, payload, super().preprocess)

@@ -117,12 +117,16 @@ def test_json_round_trip_and_errors():
 def test_guarded_components_name_themselves():
     import gradio as gr
 
-    from explorer.components import guard_inputs
+    from explorer import components as ui
 
     with gr.Blocks():
-        slider = gr.Slider(1, 128, step=1, label="Cardinality C")
-        radio = gr.Radio(["imagenet", "cifar"], label="Stem")
-    guard_inputs([slider, radio])
+        slider = ui.Slider(1, 128, step=1, label="Cardinality C")
+        radio = ui.Radio(["imagenet", "cifar"], label="Stem")
+    # Drawn by the frontend as the built-in components; Gradio's per-session copies
+    # (`block.__class__(**props)`) keep the guard.
+    assert slider.get_block_name() == "slider" and radio.get_block_name() == "radio"
+    copy = type(slider)(**{k: getattr(slider, k) for k in ("minimum", "maximum", "label")})
+    assert copy.preprocess(1000) == 1000
     for bad in (math.nan, math.inf, "abc", True, [1]):
         with pytest.raises(gr.Error, match=r"Cardinality C: expected a number in \[1, 128\]"):
             slider.preprocess(bad)

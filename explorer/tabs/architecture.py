@@ -13,7 +13,7 @@ import gradio as gr
 
 import resnext
 
-from ..components import guard_inputs
+from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
 from ..selection import (BASE_PLANES_RANGE, BOTTLENECK_WIDTH_RANGE, CARDINALITY_RANGE, CUSTOM,
@@ -190,32 +190,32 @@ class Controls:
 
     def __init__(self, initial: Selection) -> None:
         cfg = initial.config
-        self.preset = gr.Dropdown(PRESET_CHOICES, value=initial.preset, label="Preset",
+        self.preset = ui.Dropdown(PRESET_CHOICES, value=initial.preset, label="Preset",
                                   info="named networks of the paper, torchvision and the seed blog")
-        self.cardinality = gr.Slider(*CARDINALITY_RANGE, value=cfg.cardinality, step=1,
+        self.cardinality = ui.Slider(*CARDINALITY_RANGE, value=cfg.cardinality, step=1,
                                      label="Cardinality C", info="parallel paths per block")
         self.keep = gr.Checkbox(False, label="Keep complexity (set d from C, paper Table 2)")
-        self.width = gr.Slider(*BOTTLENECK_WIDTH_RANGE, value=cfg.bottleneck_width, step=1,
+        self.width = ui.Slider(*BOTTLENECK_WIDTH_RANGE, value=cfg.bottleneck_width, step=1,
                                label="Bottleneck width d", info="channels per path in stage 1")
-        self.depth = gr.Radio(DEPTH_CHOICES, value=depth_choice(cfg.stage_blocks), label="Depth",
+        self.depth = ui.Radio(DEPTH_CHOICES, value=depth_choice(cfg.stage_blocks), label="Depth",
                               info="26–200: four ImageNet stages; 29: the paper's CIFAR net")
         self.blocks = gr.Textbox(
             format_blocks(cfg.stage_blocks), label="Blocks per stage",
             info=f"{STAGES_RANGE[0]}–{STAGES_RANGE[1]} stages of {BLOCKS_PER_STAGE_RANGE[0]}–"
                  f"{BLOCKS_PER_STAGE_RANGE[1]} blocks; Enter applies")
         with gr.Row():
-            self.stem = gr.Radio(["imagenet", "cifar"], value=cfg.stem, label="Stem")
-            self.form = gr.Radio(["a", "b", "c"], value=cfg.block_form, label="Block form (Fig. 3)")
+            self.stem = ui.Radio(["imagenet", "cifar"], value=cfg.stem, label="Stem")
+            self.form = ui.Radio(["a", "b", "c"], value=cfg.block_form, label="Block form (Fig. 3)")
         self.grouped = gr.Checkbox(cfg.grouped_reduce, label="Seed's grouped first 1×1 conv")
-        self.base_planes = gr.Slider(
+        self.base_planes = ui.Slider(
             *BASE_PLANES_RANGE, value=cfg.base_planes, step=1, label="Base width",
             info="stem channels and stage-1 planes (Table 1: 64; later stages double it)")
         with gr.Row():
-            self.image_size = gr.Slider(*IMAGE_SIZE_RANGE, value=initial.image_size, step=1,
+            self.image_size = ui.Slider(*IMAGE_SIZE_RANGE, value=initial.image_size, step=1,
                                         label="Input resolution (pixels)")
-            self.classes = gr.Number(cfg.num_classes, minimum=NUM_CLASSES_RANGE[0],
+            self.classes = ui.Number(cfg.num_classes, minimum=NUM_CLASSES_RANGE[0],
                                      maximum=NUM_CLASSES_RANGE[1], label="Classes")
-        self.baseline = gr.Dropdown(list(resnext.PRESETS), value=service.DEFAULT_BASELINE,
+        self.baseline = ui.Dropdown(list(resnext.PRESETS), value=service.DEFAULT_BASELINE,
                                     label="Compare against")
 
     @property
@@ -235,14 +235,14 @@ class Outputs:
         self.glance = gr.HTML(label="At a glance")
         self.seed_note = gr.Markdown(visible=False)
         self.stages = gr.Dataframe(headers=service.STAGE_COLUMNS, label="Stages",
-                                   interactive=False, wrap=False, elem_classes=["rx-table"])
+                                   interactive=False, wrap=True, elem_classes=["rx-table"])
         self.picture = gr.Plot(label="Shape of the network")
         self.link = gr.Markdown(elem_id="config-link")
         with gr.Accordion("torchinfo summary", open=False):
             gr.Markdown("torchinfo's *Mult-Adds* also counts BatchNorm (one per parameter) "
                         "and the fc bias, so it reads slightly above the headline MACs.")
             with gr.Row():
-                self.summary_depth = gr.Slider(*service.SUMMARY_DEPTH_RANGE,
+                self.summary_depth = ui.Slider(*service.SUMMARY_DEPTH_RANGE,
                                                value=service.SUMMARY_DEPTH_DEFAULT, step=1,
                                                label="Summary depth")
                 self.summary_file = gr.File(label="Download the summary as text",
@@ -267,8 +267,6 @@ def build(ctx: TabContext) -> None:
 # Wiring ----------------------------------------------------------------------------------
 
 def _wire(ctx: TabContext, c: Controls, o: Outputs) -> None:
-    guard_inputs([*c.config_inputs, c.base_planes, c.preset, c.depth, c.baseline,
-                  o.summary_depth])
     _api_endpoints(ctx, c, o)
     page_inputs = [*c.config_inputs, c.baseline, c.base_planes, ctx.selection]
     page_outputs = [ctx.selection, *c.settable, c.preset, c.depth, o.glance, o.stages,

@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
 from ..selection import Selection
@@ -139,8 +140,8 @@ class Breakdown:
     def __init__(self) -> None:
         gr.Markdown("### Where the parameters and multiply-adds go")
         with gr.Row():
-            self.scale = gr.Radio(SCALE_CHOICES, value="absolute", label="Scale")
-            self.group_by = gr.Radio(GROUPING_CHOICES, value="stage", label="Bars")
+            self.scale = ui.Radio(SCALE_CHOICES, value="absolute", label="Scale")
+            self.group_by = ui.Radio(GROUPING_CHOICES, value="stage", label="Bars")
         self.plot = gr.Plot(show_label=False)
 
 
@@ -149,13 +150,13 @@ class Sweep:
         gr.Markdown("### How they move")
         start, stop = charts.SWEEP_DEFAULTS[DEFAULT_SWEEP]
         with gr.Row(equal_height=True):
-            self.variable = gr.Dropdown(VARIABLE_CHOICES, value=DEFAULT_SWEEP, label="Sweep",
+            self.variable = ui.Dropdown(VARIABLE_CHOICES, value=DEFAULT_SWEEP, label="Sweep",
                                         scale=2, min_width=160)
-            self.start = gr.Number(start, precision=0, label="From", scale=1, min_width=90)
-            self.stop = gr.Number(stop, precision=0, label="To", scale=1, min_width=90)
-            self.points = gr.Slider(2, charts.MAX_SWEEP_POINTS, value=DEFAULT_SWEEP_POINTS,
+            self.start = ui.Number(start, precision=0, label="From", scale=1, min_width=90)
+            self.stop = ui.Number(stop, precision=0, label="To", scale=1, min_width=90)
+            self.points = ui.Slider(2, charts.MAX_SWEEP_POINTS, value=DEFAULT_SWEEP_POINTS,
                                     step=1, precision=0, label="Points", scale=2, min_width=160)
-            self.spacing = gr.Radio(list(charts.SPACINGS), value="geometric", label="Spacing",
+            self.spacing = ui.Radio(list(charts.SPACINGS), value="geometric", label="Spacing",
                                     scale=2, min_width=160)
             self.keep = gr.Checkbox(True, label="Keep complexity", scale=3, min_width=200)
         self.note = gr.Markdown()
@@ -181,7 +182,7 @@ class Pins:
         with gr.Row(equal_height=True):
             self.pin_button = gr.Button("Pin current config", variant="primary", scale=1,
                                         min_width=160)
-            self.to_remove = gr.Dropdown([], value=[], multiselect=True, label="Pins to remove",
+            self.to_remove = ui.Dropdown([], value=[], multiselect=True, label="Pins to remove",
                                          scale=3, min_width=200)
             self.remove_button = gr.Button("Remove", scale=1, min_width=90)
             self.clear_button = gr.Button("Clear all", scale=1, min_width=90)

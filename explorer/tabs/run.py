@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..components import guard_inputs
+from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
 from ..selection import Selection, check_image_size
@@ -135,24 +135,24 @@ class Settings:
         # The CPU's dtypes until the page loads and the device list is read (torch stays
         # unimported until then, so the server starts as fast as Gradio itself).
         cpu = DeviceInfo("cpu", "CPU", "cpu")
-        self.device = gr.Dropdown(initial_choices(device_key), value=device_key,
+        self.device = ui.Dropdown(initial_choices(device_key), value=device_key,
                                   label="Device", info="devices this machine has")
         low, high = runner.BATCH_RANGE
-        self.batch = gr.Number(1, minimum=low, maximum=high, precision=0, label="Batch size",
+        self.batch = ui.Number(1, minimum=low, maximum=high, label="Batch size",
                                info=f"{low}–{high} images per pass")
-        self.dtype = gr.Radio(runner.dtype_choices(cpu), value="float32", label="dtype",
+        self.dtype = ui.Radio(runner.dtype_choices(cpu), value="float32", label="dtype",
                               info=runner.dtype_note(cpu))
         self.channels_last = gr.Checkbox(False, label="Channels-last memory format",
                                          info="NHWC weights and input; often faster for convs")
         with gr.Row():
-            self.warmup = gr.Slider(*runner.WARMUP_RANGE, value=runner.WARMUP_DEFAULT, step=1,
+            self.warmup = ui.Slider(*runner.WARMUP_RANGE, value=runner.WARMUP_DEFAULT, step=1,
                                     precision=0, label="Warm-up passes", info="run first, not timed")
-            self.iterations = gr.Slider(*runner.ITERATIONS_RANGE, value=runner.ITERATIONS_DEFAULT,
+            self.iterations = ui.Slider(*runner.ITERATIONS_RANGE, value=runner.ITERATIONS_DEFAULT,
                                         step=1, precision=0, label="Timed passes",
                                         info="median and p10/p90 of these")
         self.run_button = gr.Button("Run", variant="primary")
         with gr.Group():
-            self.max_batch = gr.Dropdown(SWEEP_MAX_CHOICES, value=runner.SWEEP_MAX_DEFAULT,
+            self.max_batch = ui.Dropdown(SWEEP_MAX_CHOICES, value=runner.SWEEP_MAX_DEFAULT,
                                          label="Sweep up to batch",
                                          info="batch 1, 2, 4, … up to this; each point is a full run")
             self.sweep_button = gr.Button("Sweep batch sizes")
@@ -187,7 +187,6 @@ def build(ctx: TabContext) -> None:
 # Wiring -----------------------------------------------------------------------------------
 
 def _wire(ctx: TabContext, s: Settings, r: Results) -> None:
-    guard_inputs([s.batch, s.warmup, s.iterations, s.dtype, s.max_batch])
     _api_endpoints()
     s.run_button.click(run_selected,
                        [ctx.selection, ctx.weights, s.device, s.batch, s.dtype, s.channels_last,
