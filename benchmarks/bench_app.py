@@ -4,7 +4,8 @@
    against /ping (a trivial endpoint of the same app). Target: within +50 ms of the floor.
 2. torchinfo summary of resnext101_64x4d through /summary. Target: under 2 s.
 3. Start-up: `python -m explorer` until the first HTTP 200, against a bare Gradio app
-   started the same way. Target: at most 1.2x.
+   started the same way (wall time, and the server's CPU time: steadier on a shared machine).
+   Target: under 1.15x.
 
     python -m benchmarks.bench_app [--repeats 15]
 """
@@ -49,7 +50,14 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def time_to_first_200(command: list[str], port: int, timeout: float = 120.0) -> float:
+def time_to_first_200(command: list[str], port: int, timeout: float = 120.0) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the server process) from launch to its first HTTP 200.
+
+    CPU time is the steadier figure on a shared machine: other processes stretch the wall
+    clock, not the work the server itself does to start.
+    """
+    import psutil
+
     start = time.perf_counter()
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=errors)
@@ -58,7 +66,9 @@ def time_to_first_200(command: list[str], port: int, timeout: float = 120.0) -> 
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as response:
                         if response.status == 200:
-                            return time.perf_counter() - start
+                            wall = time.perf_counter() - start
+                            cpu = psutil.Process(process.pid).cpu_times()
+                            return wall, cpu.user + cpu.system
                 except OSError:
                     if process.poll() is not None:  # it died: say why instead of waiting
                         errors.seek(0)
@@ -80,16 +90,22 @@ def startup(rounds: int) -> None:
         ours.append(time_to_first_200([sys.executable, "-m", "explorer", "--port", str(port)], port))
         port = free_port()
         bare.append(time_to_first_200([sys.executable, "-c", BARE_APP.format(port=port)], port))
-    o, b = statistics.median(ours), statistics.median(bare)
-    print(f"\nstart-up to first HTTP 200 (median of {rounds}): explorer {o:.2f} s, bare Gradio {b:.2f} s"
-          f" -> {o / b:.2f}x (target <= 1.2x)")
+    for index, what in ((0, "wall time"), (1, "CPU time")):
+        o = statistics.median(sample[index] for sample in ours)
+        b = statistics.median(sample[index] for sample in bare)
+        print(f"start-up to first HTTP 200, {what} (median of {rounds}): explorer {o:.2f} s, "
+              f"bare Gradio {b:.2f} s -> {o / b:.2f}x (target < 1.15x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--startup-rounds", type=int, default=3)
+    parser.add_argument("--startup-rounds", type=int, default=5)
+    parser.add_argument("--startup-only", action="store_true", help="measure start-up only")
     args = parser.parse_args()
+    if args.startup_only:
+        startup(args.startup_rounds)
+        return
 
     from gradio_client import Client
 

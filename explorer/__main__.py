@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import ctypes
 import logging
+import os
 import sys
+from typing import Any
 
 # glibc's mallopt parameter number for the arena cap (malloc.h: M_ARENA_MAX = -8).
 _M_ARENA_MAX = -8
@@ -25,6 +27,19 @@ def limit_malloc_arenas(count: int = 2) -> bool:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count))
     except (OSError, AttributeError):
         return False
+
+
+def one_event_at_a_time(demo: Any) -> None:
+    """Each event listener runs one call at a time unless it sets its own concurrency limit.
+
+    That is Gradio's default already (the queue that `gr.Blocks()` creates resolves "not set"
+    to 1), unless the GRADIO_DEFAULT_CONCURRENCY_LIMIT environment variable says otherwise;
+    only then is `demo.queue(...)` called, because it rebuilds the whole FastAPI app, which
+    `launch()` builds again anyway: ~45 ms of CPU, a tenth of the app's start-up cost over a
+    bare Gradio app (benchmarks/bench_app.py).
+    """
+    if os.environ.get("GRADIO_DEFAULT_CONCURRENCY_LIMIT") is not None:
+        demo.queue(default_concurrency_limit=1)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from .context import AppOptions
 
     demo = create_app(AppOptions(default_device=args.device))
-    demo.queue(default_concurrency_limit=1)
+    one_event_at_a_time(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                 **launch_options())
     return 0

@@ -1,0 +1,20 @@
+"""`python -m explorer`'s start-up choices keep the app's behaviour (benchmarks/bench_app.py times it)."""
+
+import gradio as gr
+import pytest
+
+from explorer.__main__ import one_event_at_a_time
+
+
+@pytest.mark.parametrize("environment", [None, "5", "none"])
+def test_each_event_runs_one_call_at_a_time(monkeypatch, environment):
+    """Without the variable Gradio's default is already 1, so no second app build is needed;
+    with it set to anything, the app still asks for 1."""
+    if environment is None:
+        monkeypatch.delenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", raising=False)
+    else:
+        monkeypatch.setenv("GRADIO_DEFAULT_CONCURRENCY_LIMIT", environment)
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    one_event_at_a_time(demo)
+    assert demo._queue.default_concurrency_limit == 1
