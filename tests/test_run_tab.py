@@ -1,11 +1,13 @@
 """The Run tab: measuring forward passes (service), its handlers, and the real HTTP API."""
 
 import json
+import statistics
 import time
 
 import pytest
 import torch
 from gradio_client.exceptions import AppError
+from torch.utils.flop_counter import FlopCounterMode
 
 import resnext
 from explorer.selection import Selection
@@ -37,16 +39,70 @@ class SleepyModel(torch.nn.Module):
         self.num_classes = num_classes
         self.calls = 0
         self.inference_mode = []
-        self.channels_last = []
-        self.weight = torch.nn.Parameter(torch.zeros(4, 3, 1, 1))
+        self.pass_seconds = []  # each pass as timed from inside: an outside clock for the runner's
 
     def forward(self, x):
+        start = time.perf_counter()
         self.calls += 1
         self.inference_mode.append(torch.is_inference_mode_enabled())
-        self.channels_last.append(x.is_contiguous(memory_format=torch.channels_last)
-                                  and not x.is_contiguous())
         time.sleep(self.seconds)
+        self.pass_seconds.append(time.perf_counter() - start)
         return torch.zeros(x.shape[0], self.num_classes)
+
+
+def channels_last_only(tensor: torch.Tensor) -> bool:
+    """Laid out channels-last and not contiguous: both can hold only for a tensor whose
+    channel and spatial dimensions are all > 1 (a 1x1 kernel or one channel satisfies both)."""
+    return tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
+class Probe:
+    """Builds the real model for the runner's cache and records, at every pass, what the
+    model the runner actually used computed with: a grouped 3x3 conv's weight and output
+    (dtype, layout; (8, 2, 3, 3) and (N, 8, H, W), whose layouts differ) and the pass's time
+    measured inside the model (optionally lengthened by a known sleep)."""
+
+    def __init__(self, sleep_s: float = 0.0) -> None:
+        self.sleep_s = sleep_s
+        self.models = []
+        self.passes = []  # dict per forward pass
+
+    def __call__(self, config, weights, device, dtype):
+        model = build_weighted_model(config, weights, device, dtype)
+        conv = model.layer1[0].conv2
+        assert conv.weight.shape[1:] == (2, 3, 3)  # grouped 3x3: channels-last is visible
+
+        def before(module, args):
+            self.passes.append({"start": time.perf_counter(), "batch": args[0].shape[0]})
+
+        def at_conv(module, args, output):
+            self.passes[-1].update(weight_dtype=module.weight.dtype, output_dtype=output.dtype,
+                                   weight_channels_last=channels_last_only(module.weight),
+                                   output_channels_last=channels_last_only(output))
+
+        def after(module, args, output):
+            time.sleep(self.sleep_s)
+            self.passes[-1].update(seconds=time.perf_counter() - self.passes[-1]["start"],
+                                   logits_dtype=output.dtype)
+
+        model.register_forward_pre_hook(before)
+        conv.register_forward_hook(at_conv)
+        model.register_forward_hook(after)
+        self.models.append(model)
+        return model
+
+    def timed(self, iterations: int, batch: int | None = None) -> list[dict]:
+        """The last `iterations` passes (of `batch`): the timed ones follow the warm-up."""
+        passes = [p for p in self.passes if batch is None or p["batch"] == batch]
+        return passes[-iterations:]
+
+
+def flop_counter_macs(config, side: int) -> int:
+    """Multiply-adds of one image by PyTorch's own counter (it counts 2 FLOPs per MAC)."""
+    model = resnext.build_model(config).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, side, side))
+    return counter.get_total_flops() // 2
 
 
 def plan_for(request):
@@ -65,7 +121,10 @@ def test_timings_have_a_known_answer_and_skip_warmup():
     assert all(model.inference_mode)
     assert 20 <= result.median_ms < 200  # sleep(0.02) is at least 20 ms, noisy machine or not
     assert result.p10_ms <= result.median_ms <= result.p90_ms
-    assert result.images_per_second == pytest.approx(2 / (result.median_ms / 1e3))
+    # The model's own clock agrees (the runner's window holds the pass plus microseconds).
+    inside = statistics.median(model.pass_seconds[2:])
+    assert result.median_ms == pytest.approx(inside * 1e3, rel=0.05)
+    assert result.images_per_second == pytest.approx(2 / inside, rel=0.05)
 
 
 def test_percentiles_interpolate_like_numpy():
@@ -77,15 +136,16 @@ def test_percentiles_interpolate_like_numpy():
 
 
 def test_real_run_reports_every_figure():
-    cache = ModelCache()
+    probe = Probe(sleep_s=0.02)  # a known floor per pass, so the outside clock dominates noise
     seen = []
     result = runner.run(tiny_request(batch_size=3), lambda f, label: seen.append((f, label)),
-                        cache=cache)
-    macs = resnext.complexity(TINY, TINY_SIDE).macs
+                        cache=ModelCache(builder=probe))
+    macs = flop_counter_macs(TINY, TINY_SIDE)
     assert result.output_shape == (3, 1000) and result.shape_ok
     assert result.macs_per_image == macs
-    assert result.gflops_per_second == pytest.approx(2 * macs * 3 / (result.median_ms / 1e3) / 1e9)
-    assert isinstance(result.peak_memory_bytes, int) and result.peak_memory_bytes >= 0
+    inside = statistics.median(p["seconds"] for p in probe.timed(3))
+    assert result.images_per_second == pytest.approx(3 / inside, rel=0.05)
+    assert result.gflops_per_second == pytest.approx(2 * macs * 3 / inside / 1e9, rel=0.05)
     assert result.environment.torch_version == torch.__version__
     assert result.environment.threads == torch.get_num_threads()
     assert result.top5 is None  # random weights: no predictions shown
@@ -109,20 +169,28 @@ def test_repeated_runs_reuse_the_cached_model():
     assert cache.builds == 2
 
 
-def test_channels_last_lays_out_input_and_restores_the_shared_model():
-    model = SleepyModel(0.0)
-    cache = ModelCache(builder=lambda *args: model)
+def test_channels_last_runs_channels_last_and_restores_the_shared_model():
+    probe = Probe()
+    cache = ModelCache(builder=probe)
     runner.run(tiny_request(channels_last=True), cache=cache)
-    assert model.channels_last and all(model.channels_last)
-    assert model.weight.is_contiguous()  # back to the layout other tabs expect
-    model.channels_last.clear()
+    assert len(probe.passes) == 4  # 1 warm-up + 3 timed, every one channels-last
+    assert all(p["weight_channels_last"] and p["output_channels_last"] for p in probe.passes)
+    weight = probe.models[0].layer1[0].conv2.weight
+    assert weight.is_contiguous() and not channels_last_only(weight)  # as other tabs expect
+    probe.passes.clear()
     runner.run(tiny_request(channels_last=False), cache=cache)
-    assert not any(model.channels_last)
+    assert len(probe.models) == 1  # the same cached model, now run contiguous
+    assert not any(p["weight_channels_last"] or p["output_channels_last"] for p in probe.passes)
 
 
-def test_bfloat16_runs_in_bfloat16():
-    result = runner.run(tiny_request(dtype="bfloat16", iterations=1), cache=ModelCache())
-    assert result.dtype == "bfloat16" and result.shape_ok
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_the_model_computes_in_the_dtype_asked_for(dtype):
+    probe = Probe()
+    result = runner.run(tiny_request(dtype=dtype, iterations=1), cache=ModelCache(builder=probe))
+    expected = getattr(torch, dtype)
+    assert result.shape_ok and probe.passes
+    assert all(p["weight_dtype"] == p["output_dtype"] == p["logits_dtype"] == expected
+               for p in probe.passes)
 
 
 def test_top5_with_trained_weights_names_imagenet_classes():
@@ -250,10 +318,13 @@ def test_api_weights_names():
 # Sweep -------------------------------------------------------------------------------------
 
 def test_sweep_measures_each_power_of_two():
-    sweep = runner.sweep(tiny_request(iterations=2), 4, cache=ModelCache())
+    probe = Probe(sleep_s=0.01)
+    sweep = runner.sweep(tiny_request(iterations=2), 4, cache=ModelCache(builder=probe))
     assert [p.batch_size for p in sweep.points] == [1, 2, 4]
+    assert [p["batch"] for p in probe.passes] == [1] * 3 + [2] * 3 + [4] * 3  # 1 warm-up + 2
     for point in sweep.points:
-        assert point.images_per_second == pytest.approx(point.batch_size / (point.median_ms / 1e3))
+        inside = statistics.median(p["seconds"] for p in probe.timed(2, point.batch_size))
+        assert point.images_per_second == pytest.approx(point.batch_size / inside, rel=0.05)
         assert point.p10_ms <= point.median_ms <= point.p90_ms
     assert sweep.skipped == []
 
@@ -333,7 +404,9 @@ def api_run(client, **changes):
 def test_api_run(client):
     result = api_run(client, channels_last=True)
     assert result["output_shape"] == [2, 1000] and result["shape_ok"] is True
-    assert result["median_ms"] > 0 and len(result["iteration_ms"]) == 2
+    assert len(result["iteration_ms"]) == 2
+    assert result["median_ms"] == pytest.approx(statistics.median(result["iteration_ms"]))
+    assert result["macs_per_image"] == flop_counter_macs(TINY, TINY_SIDE)
     assert result["channels_last"] is True and result["weights"] == "random (seed 0)"
 
 
@@ -394,8 +467,26 @@ def test_imagenet_weights_bring_their_own_architecture():
 def test_cpu_peak_memory_is_sampled_with_or_without_warm_up(warmup):
     """With a warm-up, RSS is sampled during it only (the timed passes run without the
     sampling thread); without one, during the timed passes."""
-    result = runner.run(tiny_request(warmup=warmup, iterations=2))
-    assert result.peak_memory_bytes is not None and result.peak_memory_bytes >= 0
+    model = AllocatingModel(100 * 2**20)
+    result = runner.run(tiny_request(warmup=warmup, iterations=2),
+                        cache=ModelCache(builder=lambda *args: model))
+    # Each pass holds 100 MiB of freshly written memory for 50 ms: the sampler must see it
+    # (and not invent much more: the tiny input and the zeros output are a few kB).
+    assert 90 * 2**20 <= result.peak_memory_bytes <= 400 * 2**20
     expected = "the warm-up passes" if warmup else "the passes over"
     assert expected in result.memory_note
     assert len(result.timings.seconds) == 2
+
+
+class AllocatingModel(torch.nn.Module):
+    """Holds `num_bytes` of written memory for 50 ms each pass: peak memory with a known answer."""
+
+    def __init__(self, num_bytes: int) -> None:
+        super().__init__()
+        self.num_bytes = num_bytes
+
+    def forward(self, x):
+        block = torch.ones(self.num_bytes // 4)  # float32; written, so resident
+        time.sleep(0.05)
+        del block
+        return torch.zeros(x.shape[0], 1000)
