@@ -7,6 +7,7 @@ import ctypes
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 # glibc's mallopt parameter number for the arena cap (malloc.h: M_ARENA_MAX = -8).
@@ -57,6 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu",
                         help="default device for forward passes and attributions: cpu, cuda, "
                              "cuda:N or mps (default cpu)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                        help="where training runs are kept, one folder each (default ./runs)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="where CIFAR archives and image folders are looked for; the Train "
+                             "tab offers folders from inside it only (default ./data)")
     return parser.parse_args(argv)
 
 
@@ -77,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app, launch_options
     from .context import AppOptions
 
-    demo = create_app(AppOptions(default_device=args.device))
+    demo = create_app(AppOptions(default_device=args.device, runs_dir=args.runs_dir,
+                                 data_dir=args.data_dir))
     one_event_at_a_time(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
                 **launch_options())

@@ -7,7 +7,8 @@ import gradio as gr
 from .context import AppOptions, TabContext
 from .selection import default_selection
 from .services.models import WeightsChoice
-from .tabs import architecture, attributions, complexity, run
+from .services.training_jobs import TrainingManager
+from .tabs import architecture, attributions, complexity, run, train
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
 INTRO = (
@@ -34,7 +35,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
         weights = gr.State(WeightsChoice())
         device = gr.State(options.default_device)
         ctx = TabContext(options=options, demo=demo, selection=selection, weights=weights,
-                         device=device)
+                         device=device, selection_request=gr.State(None),
+                         training=TrainingManager(options.runs_dir, options.data_dir))
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture.build(ctx)
@@ -42,6 +44,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 complexity.build(ctx)
             with gr.Tab("Run", id="run"):
                 run.build(ctx)
+            with gr.Tab("Train", id="train"):
+                train.build(ctx)
             with gr.Tab("Attributions", id="attributions"):
                 attributions.build(ctx)
         ping_button = gr.Button(visible=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -11,6 +12,10 @@ class AppOptions:
     """Set once at start-up (command line); read-only afterwards, so safe to share."""
 
     default_device: str = "cpu"
+    # Training runs (one folder each) and datasets (CIFAR archives, image folders). The page
+    # offers image folders from inside `data_dir` only, never a free path on the server.
+    runs_dir: Path = Path("runs")
+    data_dir: Path = Path("data")
 
 
 @dataclass
@@ -30,3 +35,9 @@ class TabContext:
     # gr.State[str]: the device forward passes run on (Run tab), which attributions use too.
     # Each tab's device dropdown writes it on user input and follows it otherwise.
     device: Any = None
+    # gr.State[Selection | None]: a network chosen outside the Architecture tab (a trained
+    # run, a smaller variant). The Architecture tab puts it on its controls, which then set
+    # `selection` as a slider would: controls and numbers never disagree.
+    selection_request: Any = None
+    # explorer.services.training_jobs.TrainingManager: the app's one (shared, locked).
+    training: Any = None

@@ -20,6 +20,7 @@ from resnext import ResNeXtConfig
 RANDOM = "random"
 IMAGENET = "imagenet"
 UPLOAD = "upload"
+RUN = "run"  # a trained run's folder (resnext.train): config.json + model.safetensors
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class WeightsChoice:
 
     - random: Kaiming init from `seed` (maps show gradient structure, predictions are noise);
     - imagenet: a torchvision ImageNet checkpoint, `name` as in resnext.PUBLISHED_WEIGHTS;
-    - upload: a user's checkpoint file at `path`, identified by `digest` (its SHA-256).
+    - upload: a user's checkpoint file at `path`, identified by `digest` (its SHA-256);
+    - run: a trained run's folder at `path` (`name` its id), identified by `digest` (the
+      SHA-256 of its model.safetensors: a run still training changes it every epoch).
     """
 
     kind: str = RANDOM
@@ -48,7 +51,7 @@ class WeightsChoice:
             return (RANDOM, self.seed)
         if self.kind == IMAGENET:
             return (IMAGENET, self.name)
-        return (UPLOAD, self.digest)
+        return (self.kind, self.digest)
 
     @property
     def label(self) -> str:
@@ -56,6 +59,8 @@ class WeightsChoice:
             return f"random (seed {self.seed})"
         if self.kind == IMAGENET:
             return f"ImageNet: {self.name}"
+        if self.kind == RUN:
+            return f"trained run {self.name}"
         return f"uploaded checkpoint {self.digest[:12]}"
 
 

@@ -29,7 +29,7 @@ from .devices import DeviceInfo, resolve_device
 # The memory budget is shared with the model cache and the Attributions tab.
 from .memory import MemoryPlan, RunRefused, check_budget, gigabytes, memory_plan
 from .models import IMAGENET, MODEL_CACHE, ModelCache, WeightsChoice
-from .predictions import class_names_for, top_predictions
+from .predictions import top_predictions
 
 BATCH_RANGE = (1, 1024)
 WARMUP_RANGE = (0, 50)
@@ -424,7 +424,10 @@ def measure(model: Any, request: RunRequest, plan: MemoryPlan,
     assert output is not None  # iterations >= 1
     result_top5 = None
     if request.weights.trained:
-        top = top_predictions(output[:1].cpu(), class_names_for(request.config.num_classes))
+        # The weights' own class names (a trained run's dataset), not ImageNet's by count.
+        from .weights_choice import class_names
+
+        top = top_predictions(output[:1].cpu(), class_names(request.weights, request.config))
         result_top5 = [(name, probability) for _, name, probability in top]
     return RunResult(
         config=request.config, image_size=request.image_size, batch_size=request.batch_size,

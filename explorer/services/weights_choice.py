@@ -21,7 +21,7 @@ from resnext.validation import whole_number
 
 from ..selection import Selection
 from .images import sample_images
-from .models import IMAGENET, MODEL_CACHE, RANDOM, UPLOAD, WeightsChoice
+from .models import IMAGENET, MODEL_CACHE, RANDOM, RUN, UPLOAD, WeightsChoice
 from .predictions import class_names_for
 
 RANDOM_NOTE = ("**Untrained weights.** Maps from a randomly initialised network show its "
@@ -132,7 +132,32 @@ class UploadKind:
                 f"{network.image_size}×{network.image_size}.")
 
 
-KINDS = {kind.key: kind for kind in (RandomKind(), ImageNetKind(), UploadKind())}
+class RunKind:
+    """A trained run (the Train tab's "Use this run"): its own network, input side and the
+    dataset's class names; its test images are the samples."""
+
+    key, label = RUN, "Trained run (Train tab)"
+
+    def choose(self, panel: PanelValues, selection: Selection, download: Any) -> WeightsChoice:
+        raise ValueError("Weights: a trained run is chosen in the Train tab (Use this run)")
+
+    def network(self, weights: WeightsChoice, selection: Selection) -> Network:
+        meta = run_meta(Path(weights.path))
+        config = ResNeXtConfig.from_dict(meta["model"])
+        data = meta["data"]
+        return Network(config, int(data["image_size"]), None, tuple(data["classes"]),
+                       run_samples(Path(weights.path), meta))
+
+    def describe(self, weights: WeightsChoice, selection: Selection) -> str:
+        network = self.network(weights, selection)
+        return (f"Using **{weights.label}**: {network.config.name} trained on "
+                f"{run_meta(Path(weights.path))['data']['name']} at "
+                f"{network.image_size}×{network.image_size}, classes "
+                f"{', '.join(network.class_names[:10])}"
+                + ("…" if len(network.class_names) > 10 else "") + ".")
+
+
+KINDS = {kind.key: kind for kind in (RandomKind(), ImageNetKind(), UploadKind(), RunKind())}
 KIND_LABELS = [(kind.label, key) for key, kind in KINDS.items()]
 
 
@@ -150,14 +175,84 @@ def _selected_network(selection: Selection) -> Network:
 
 def load_into(model: Any, weights: WeightsChoice) -> None:
     """Give a model built on the meta device (then emptied) the checkpoint's tensors."""
+    if weights.kind == RUN:
+        # Our own runs are safetensors: nothing in them can run code.
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(Path(weights.path) / RUN_MODEL_FILE)), strict=True)
+        return
     source = weights.name if weights.kind == IMAGENET else weights.path
     resnext.load_weights(model, source)
+
+
+# Trained runs -------------------------------------------------------------------------------
+
+RUN_MODEL_FILE = "model.safetensors"
+RUN_SAMPLES = 12  # test images offered as the Attributions tab's samples
+
+
+def run_meta(run_dir: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        meta = json.loads((run_dir / "config.json").read_text())
+        meta["model"], meta["data"]["classes"], meta["data"]["image_size"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{run_dir.name} is not a readable run ({error})") from None
+    return meta
+
+
+def run_weights(run_dir: Path) -> tuple[WeightsChoice, Selection]:
+    """The weights choice and the network (at its training size) of a finished epoch."""
+    model_file = run_dir / RUN_MODEL_FILE
+    if not model_file.is_file():
+        raise ValueError(f"{run_dir.name} has no saved epoch yet: wait for its first epoch")
+    meta = run_meta(run_dir)
+    choice = WeightsChoice(kind=RUN, name=run_dir.name, path=str(run_dir),
+                           digest=file_digest(model_file))
+    return choice, Selection(ResNeXtConfig.from_dict(meta["model"]),
+                             int(meta["data"]["image_size"]))
+
+
+def run_samples(run_dir: Path, meta: dict[str, Any]) -> list[Path]:
+    """The run's first test images as PNG files (written once, beside their object masks as
+    .mask.npy where the dataset knows them), for the Attributions tab's samples."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(tempfile.gettempdir()) / "resnext-explorer-run-samples" / run_dir.name
+    paths = [folder / f"test_{i:03d}.png" for i in range(RUN_SAMPLES)]
+    if all(p.is_file() for p in paths):
+        return paths
+    from resnext import data as datasets
+
+    test = datasets.from_spec(meta["data"]).test
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index in range(min(RUN_SAMPLES, len(test))):
+        image = test.images[index].permute(1, 2, 0).numpy()
+        path = paths[index]
+        Image.fromarray(np.ascontiguousarray(image)).save(path)
+        if test.masks is not None:
+            np.save(path.with_suffix(".mask.npy"), test.masks[index].numpy())
+        written.append(path)
+    return written
 
 
 # Which network -----------------------------------------------------------------------------
 
 def network_for(weights: WeightsChoice, selection: Selection) -> Network:
     return _kind(weights.kind).network(weights, selection)
+
+
+def class_names(weights: WeightsChoice, config: ResNeXtConfig) -> tuple[str, ...]:
+    """The class names of `config`'s outputs under these weights: a trained run's dataset's,
+    else ImageNet's for a 1000-class head and "class N" otherwise."""
+    if weights.kind == RUN:
+        return tuple(run_meta(Path(weights.path))["data"]["classes"])
+    return class_names_for(config.num_classes)
 
 
 def model_for(weights: WeightsChoice, selection: Selection) -> tuple[ResNeXtConfig, int, str | None]:

@@ -130,6 +130,11 @@ def apply_json(text: str):
     return controls_of(Selection.from_json(text))
 
 
+def apply_requested(selection: Selection | None):
+    """Another tab chose a network (a trained run, a smaller variant): show it here."""
+    return gr.skip() if selection is None else controls_of(selection)
+
+
 def apply_link(request: gr.Request):
     """On page load: a '?config=' link puts its network on the controls."""
     try:
@@ -295,6 +300,9 @@ def _wire(ctx: TabContext, c: Controls, o: Outputs) -> None:
                       show_progress="minimal", trigger_mode="always_last", **SUMMARY_QUEUE)
     ctx.selection.change(summary_page, **summary_io)
     o.summary_depth.release(summary_page, **summary_io)
+    # A network chosen in another tab goes through the controls too.
+    then_analyze(ctx.selection_request.change(apply_requested, ctx.selection_request,
+                                              c.settable, **quiet))
     # First paint: a '?config=' link's network, else the default one.
     then_analyze(ctx.demo.load(apply_link, None, c.settable, **quiet))
 

@@ -1,0 +1,193 @@
+"""The Train tab's services: requests and their limits, datasets on offer, the preview, the
+estimate, and real training processes followed through their run folders."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import resnext
+from explorer.selection import Selection
+from explorer.services import training as service
+from explorer.services import training_views as views
+from explorer.services.training_jobs import TrainingManager, pid_alive, read_run
+
+TINY = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
+                             stage_blocks=(1, 1), stem="cifar", num_classes=6)
+
+
+def request(data_dir: Path, **changes) -> service.TrainRequest:
+    values = dict(data="shapes", image_size=16, train_size=256, test_size=64, epochs=1,
+                  batch_size=64, recipe="quick", lr=None, seed=0, device="cpu")
+    values.update(changes)
+    return service.make_request(Selection(TINY, 32), data_dir=data_dir, **values)
+
+
+def wait_for(manager: TrainingManager, run_id: str, states: tuple[str, ...],
+             timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = manager.status(run_id)
+        if status["run"]["state"] in states:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"{run_id} did not reach {states}: {manager.status(run_id)}")
+
+
+# Requests ---------------------------------------------------------------------------------
+
+def test_request_fits_the_head_to_the_data_and_builds_the_cli_arguments(tmp_path):
+    made = request(tmp_path, epochs=2.0, lr=0.05)
+    assert made.config.num_classes == 6 and made.epochs == 2 and made.lr == 0.05
+    args = made.argv(tmp_path / "run", tmp_path)
+    assert args[args.index("--data") + 1] == "shapes"
+    assert json.loads(args[args.index("--config") + 1])["base_planes"] == 8
+    assert args[args.index("--image-size") + 1] == "16" and "--lr" in args
+    cifar = request(tmp_path, data="cifar100", image_size=99)
+    assert cifar.config.num_classes == 100 and cifar.image_size == 32  # CIFAR is 32 x 32
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(epochs=0), "epochs must be an integer in [1, 200], got 0"),
+    (dict(batch_size=1), "batch size must be an integer in [2, 1024], got 1"),
+    (dict(train_size=2.5), "training images must be an integer"),
+    (dict(image_size=8), "image size must be an integer in [16, 128], got 8"),
+    (dict(lr=-1.0), "learning rate must be a number in"),
+    (dict(data="imagenet"), "dataset must be one of shapes, shapes-shortcut, cifar10"),
+    (dict(data="folder:../etc"), "dataset must be one of"),
+    (dict(recipe="adam"), "recipe must be one of"),
+    (dict(device="cuda; rm -rf /"), "device must be cpu, cuda, cuda:N or mps"),
+])
+def test_bad_values_are_refused_under_their_controls_names(tmp_path, changes, message):
+    with pytest.raises(ValueError) as info:
+        request(tmp_path, **changes)
+    assert message in str(info.value)
+
+
+def test_only_folders_inside_the_data_directory_are_offered(tmp_path):
+    pets = tmp_path / "pets"
+    for name in ("cat", "dog"):
+        (pets / name).mkdir(parents=True)
+    (tmp_path / "lonely" / "only").mkdir(parents=True)  # one class: not a dataset
+    (tmp_path / "cifar-10-batches-bin").mkdir()  # CIFAR's own folder: offered as cifar10
+    values = [value for _, value in service.dataset_choices(tmp_path)]
+    assert values == ["shapes", "shapes-shortcut", "cifar10", "cifar100", "folder:pets"]
+    assert request(tmp_path, data="folder:pets").config.num_classes == 2
+    with pytest.raises(ValueError, match="no image folder"):
+        service.folder_path(tmp_path, "../pets")
+
+
+# Preview and estimate ------------------------------------------------------------------------
+
+def test_outline_is_the_masks_boundary():
+    mask = np.zeros((6, 6), bool)
+    mask[1:5, 1:5] = True
+    edge = service.outline(mask)
+    assert edge.sum() == 12 and not edge[2:4, 2:4].any() and edge[1, 1] and not edge[0, 0]
+
+
+def test_preview_shows_a_dozen_training_images_with_their_class_and_outline(tmp_path):
+    items = service.preview(request(tmp_path, data="shapes-shortcut"), tmp_path)
+    pair = resnext.data.shapes(n_train=12, n_test=1, image_size=16, seed=0, shortcut=0.9)
+    assert [caption for _, caption in items] == [pair.classes[int(l)] for l in pair.train.labels]
+    picture = items[0][0]
+    assert picture.shape == (96, 96, 3)  # 16 px enlarged 6x for the gallery
+    small = picture[::6, ::6]
+    yellow = np.all(small == (255, 255, 0), axis=-1)
+    cyan = np.all(small == (0, 255, 255), axis=-1)
+    assert np.array_equal(yellow | cyan, service.outline(pair.train.masks[0].numpy())
+                          | service.outline(pair.train.marker_masks[0].numpy()))
+
+
+def test_estimate_in_words_and_a_smaller_variant_only_when_long(tmp_path, monkeypatch):
+    made = request(tmp_path)
+    forecast = service.forecast(made, tmp_path)
+    assert forecast.seconds > 0 and forecast.peak_bytes > 0
+    assert "**Estimate:** about" in forecast.text and forecast.smaller is None
+    big = service.make_request(Selection(resnext.PRESETS["resnext50_32x4d"], 224),
+                               data_dir=tmp_path, **{**dict(data="shapes", image_size=32,
+                               train_size=256, test_size=64, epochs=1, batch_size=64,
+                               recipe="quick", lr=None, seed=0, device="cpu")})
+    monkeypatch.setattr(service, "LONG_RUN_SECONDS", 0)
+    long = service.forecast(big, tmp_path)
+    assert long.smaller is not None and "That is long" in long.text
+    smaller = long.smaller.config
+    assert smaller.stage_blocks == (1, 1, 1, 1) and smaller.base_planes == 16
+    assert resnext.complexity(smaller, 32).macs < resnext.complexity(big.config, 32).macs / 10
+
+
+# Real training processes ------------------------------------------------------------------------
+
+def test_a_run_trains_in_its_own_process_and_its_weights_score_what_it_reported(tmp_path):
+    manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
+    run_id = manager.start(request(tmp_path))
+    status = wait_for(manager, run_id, ("finished", "failed", "stopped"))
+    assert status["run"]["state"] == "finished", status
+    assert len(status["history"]) == 1 and status["run"]["epochs_done"] == 1
+    assert [r.run_id for r in manager.runs()] == [run_id]
+    # The saved weights, measured again on the rebuilt test split, score what was reported.
+    report = views.run_report(manager.runs_dir / run_id)
+    assert report.accuracy == pytest.approx(status["history"][-1]["test_accuracy"], abs=1e-9)
+    assert report.confusion().sum() == 64
+    assert sum(total for _, total, _ in report.per_class_accuracy()) == 64
+    gallery = views.prediction_gallery(report)
+    wrong = int((report.labels != report.predictions).sum())
+    assert [c.startswith("✗") for _, c in gallery[:wrong]] == [True] * min(wrong, len(gallery))
+    figure = views.confusion_figure(report)
+    assert np.array(figure.data[0].customdata).sum() == 64
+    curves = views.curves_figure(status)
+    test_accuracy = next(t for t in curves.data if t.name == "test accuracy")
+    assert list(test_accuracy.y) == [status["history"][0]["test_accuracy"]]
+
+
+def test_stop_keeps_the_last_whole_epoch_and_a_second_run_waits_its_turn(tmp_path):
+    manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
+    first = manager.start(request(tmp_path, epochs=50))
+    second = manager.start(request(tmp_path, seed=1))
+    assert manager.queue_position(second) == 1
+    assert "waiting: number 1 in line" in views.progress_html(manager.status(second))
+    assert "Removed" in manager.stop(second)  # a queued run is dropped before it starts
+    assert manager.queue_position(second) is None
+    deadline = time.monotonic() + 120
+    while not manager.status(first)["history"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "Stopping" in manager.stop(first)
+    status = wait_for(manager, first, ("stopped", "finished", "failed"), timeout=60)
+    assert status["run"]["state"] == "stopped"
+    assert 1 <= len(status["history"]) < 50
+    assert (manager.runs_dir / first / "model.safetensors").exists()
+    assert manager.active_run() is None
+
+
+def test_a_run_whose_process_died_reads_as_interrupted(tmp_path):
+    run_dir = tmp_path / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run_dir / "config.json").write_text(json.dumps({
+        "model": TINY.to_dict(), "data": {"name": "shapes"}, "epochs": 3,
+        "environment": {"device": "cpu"}}))
+    (run_dir / "status.json").write_text(json.dumps({
+        "state": "running", "pid": dead.pid, "started_at": "2026-01-01T00:00:00Z"}))
+    assert not pid_alive(dead.pid) and not pid_alive(os.getpid())  # not a training process
+    record = read_run(run_dir)
+    assert record.state == "interrupted" and record.network == TINY.name
+    assert TrainingManager(tmp_path / "runs", tmp_path).active_run() is None
+
+
+def test_a_run_that_cannot_start_is_failed_with_the_reason(tmp_path):
+    pets = tmp_path / "data" / "pets"
+    for name in ("cat", "dog"):
+        (pets / name).mkdir(parents=True)
+    manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
+    run_id = manager.start(request(tmp_path / "data", data="folder:pets"))  # no images in it
+    status = wait_for(manager, run_id, ("failed", "finished"), timeout=60)
+    assert status["run"]["state"] == "failed"
+    assert "image" in (status["run"]["error"] or "").lower()
+    with pytest.raises(ValueError, match="not a run id"):
+        manager.status("../etc")
