@@ -14,6 +14,9 @@ CSS = """
 .rx-error { border: 1px solid var(--error-border-color, #ef4444); border-radius: var(--radius-lg);
             padding: 0.6rem 0.8rem; color: var(--error-text-color, #b91c1c);
             background: var(--error-background-fill, #fef2f2); }
+.rx-progress { height: 0.6rem; border-radius: 0.3rem; margin: 0.2rem 0 0.4rem;
+               background: var(--border-color-primary); overflow: hidden; }
+.rx-progress-fill { height: 100%; background: var(--color-accent); transition: width 0.4s; }
 /* Tables: headers break between words, never inside one ("batc h"); a wide table scrolls
    sideways instead of hiding its last columns. */
 .rx-table th, .rx-table th * { word-break: keep-all !important; overflow-wrap: normal !important;
