@@ -1,0 +1,116 @@
+"""Randomization sanity check (Adebayo et al. 2018): rank correlation against naive
+references; maps that ignore the weights stay at 1, gradients fall."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import resnext
+from explorer.services.sanity import (
+    average_ranks,
+    cascade_groups,
+    randomization_check,
+    spearman,
+    ssim,
+    topk_overlap,
+)
+from tests.conftest import randomize_batchnorm
+
+
+def naive_average_ranks(values):
+    ranks = []
+    for v in values:
+        below = sum(1 for w in values if w < v)
+        equal = sum(1 for w in values if w == v)
+        ranks.append(below + (equal - 1) / 2)
+    return ranks
+
+
+def naive_spearman(a, b):
+    ra, rb = naive_average_ranks(a), naive_average_ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    return cov / math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+
+
+def test_average_ranks_and_spearman_match_naive_references_with_ties():
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randint(0, 5, (3, 6, 6), generator=generator).double()  # many ties
+    b = torch.randint(0, 5, (3, 6, 6), generator=generator).double()
+    ranks = average_ranks(a.flatten(1))
+    for i in range(3):
+        assert ranks[i].tolist() == pytest.approx(naive_average_ranks(a[i].flatten().tolist()))
+    rho = spearman(a, b)
+    for i in range(3):
+        assert rho[i] == pytest.approx(naive_spearman(a[i].flatten().tolist(), b[i].flatten().tolist()))
+    assert spearman(a, a * 3 + 1) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert math.isnan(spearman(torch.ones(1, 6, 6), a[:1])[0])  # constant map: no ranking
+    with pytest.raises(ValueError, match="differ in shape"):
+        spearman(torch.ones(1, 4, 4), a[:1])
+
+
+def test_ssim_and_topk_overlap_on_known_cases():
+    maps = torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert ssim(maps, maps * 5) == pytest.approx(1.0, abs=1e-4)  # scale-free: each map / its max
+    assert ssim(maps, 1 - maps).max() < 0.5
+    assert topk_overlap(maps, maps) == pytest.approx(1.0)
+    assert topk_overlap(maps, -maps, fraction=0.1) == pytest.approx(0.0)
+    a = torch.zeros(1, 10, 10)
+    b = torch.zeros(1, 10, 10)
+    a.view(-1)[:10] = torch.arange(10.0, 0, -1)  # top-10 % = first 10 pixels
+    b.view(-1)[5:15] = torch.arange(10.0, 0, -1)  # shares pixels 5..9
+    assert topk_overlap(a, b, fraction=0.1)[0] == pytest.approx(0.5)
+
+
+def small_model():
+    cfg = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=8, stage_blocks=(1, 1),
+                                num_classes=4, stem="cifar", base_planes=8)
+    model = resnext.build_model(cfg, generator=torch.Generator().manual_seed(0)).eval()
+    randomize_batchnorm(model, torch.Generator().manual_seed(1))
+    return model
+
+
+def image_edges(model, images, targets):
+    """A 'method' that never looks at the weights: the image's own intensity."""
+    return images.abs().sum(dim=1)
+
+
+def test_cascade_order_is_classifier_stages_from_the_top_then_stem():
+    assert [name for name, _ in cascade_groups(small_model())] == ["fc", "layer2", "layer1", "stem"]
+
+
+def test_weight_independent_maps_stay_at_one_and_saliency_falls():
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    images = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    targets = torch.tensor([0, 1, 2, 3, 0, 1])
+    events = []
+    result = randomization_check(model, images, targets, ["saliency", ("edges", image_edges)],
+                                 mean=(0.5,) * 3, std=(0.25,) * 3, on_progress=events.append)
+    assert result.steps == ["trained", "fc", "layer2", "layer1", "stem"]
+    for measure in ("spearman", "ssim", "topk"):
+        assert result.curves["edges"][measure] == pytest.approx([1.0] * 5, abs=1e-4)
+        assert result.per_image["saliency"][measure].shape == (5, 6)
+    saliency = result.curves["saliency"]["spearman"]
+    assert saliency[0] == 1.0 and saliency[-1] < 0.5
+    assert result.curves["saliency"]["topk"][-1] < 0.6
+    # The caller's model is untouched: the cascade runs on a copy.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert events[-1]["fraction"] == pytest.approx(1.0)
+    payload = result.to_json()
+    assert payload["steps"] == result.steps and payload["curves"]["edges"]["spearman"][-1] == pytest.approx(1.0)
+
+
+def test_stopping_keeps_the_finished_steps():
+    model = small_model()
+    images = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    calls = iter(range(100))
+    result = randomization_check(model, images, torch.tensor([0, 1]), ["gradcam"],
+                                 should_stop=lambda: next(calls) >= 3)
+    assert not result.complete
+    assert 1 <= len(result.steps) < 5
+    assert all(len(v) == len(result.steps) for v in result.curves["gradcam"].values())
+    assert isinstance(result.per_image["gradcam"]["spearman"], np.ndarray)
