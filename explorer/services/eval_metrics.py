@@ -194,7 +194,7 @@ def perturbation_curves(model: Callable[[torch.Tensor], torch.Tensor], images: t
         insertion[:, 0], insertion[:, steps] = ends.blurred, ends.original
         inner = range(1, steps)
     chunk = max(1, max_batch // 2)  # deleted and inserted copies share one forward
-    with torch.inference_mode():
+    with torch.no_grad():
         for start in range(0, count, chunk):
             x = images[start:start + chunk]
             rank = ranks[start:start + chunk, None]  # (B, 1, H, W)
@@ -232,7 +232,7 @@ def curve_ends(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
     sigma = blur_sigma if blur_sigma is not None else max(1.0, min(height, width) / 8)
     parts: dict[str, list[torch.Tensor]] = {"original": [], "filled": [], "blurred": []}
     chunk = max(1, max_batch // 3)
-    with torch.inference_mode():
+    with torch.no_grad():
         for start in range(0, images.shape[0], chunk):
             x = images[start:start + chunk]
             target = targets[start:start + chunk].to(images.device)
