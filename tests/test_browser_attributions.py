@@ -1,7 +1,9 @@
-"""What a person sees: upload a photo in the Attributions tab, run Grad-CAM, get an overlay
-and five predictions (headless Chromium; skips locally without it, fails in CI)."""
+"""What a person sees on the Attributions tab, in headless Chromium (skips locally without it,
+fails in CI): a map with its colour bar, crop and top-5; errors that leave the page as it
+was; status lines that follow the network; Cancel; the weights panel; dark mode."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from explorer.services.images import sample_images
 pytestmark = pytest.mark.browser
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
+EXPLAIN_TIMEOUT = 120_000
 
 
 def use_small_input(page, side: int = 64) -> None:
@@ -22,32 +25,161 @@ def use_small_input(page, side: int = 64) -> None:
     expect(page.locator(".rx-title")).to_contain_text(f"{side}×{side} input", timeout=20_000)
 
 
-def test_upload_photo_and_run_gradcam(page, tmp_path):
+def open_tab_with_photo(page, side: int = 64) -> None:
     expect(page.locator(".rx-cards")).to_contain_text("25,028,904", timeout=30_000)
-    use_small_input(page)
+    use_small_input(page, side)
     page.get_by_role("tab", name="Attributions").click()
-    expect(page.get_by_text("Untrained weights.").first).to_be_visible()
-
-    # Upload through the image component's file input, as a file chooser would.
     page.locator("#attr-image input[type=file]").set_input_files(str(sample_images()[0]))
-    expect(page.locator("#attr-image img")).to_be_visible(timeout=20_000)
+    expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
+
+
+def explain(page) -> None:
+    """Press Explain and wait for this press's summary (the old one is replaced)."""
+    summary = page.locator("#attr-summary")
+    before = summary.inner_text()
     page.get_by_role("button", name="Explain", exact=True).click()
+    if before:
+        expect(summary).not_to_have_text(before, timeout=EXPLAIN_TIMEOUT)
+    expect(summary).to_contain_text("deletion-curve AUC", timeout=EXPLAIN_TIMEOUT)
+
+
+def toast(page, text: str) -> None:
+    expect(page.locator(".toast-body").filter(has_text=text).first).to_be_visible(timeout=20_000)
+
+
+def no_error_badges(page) -> None:
+    assert page.locator(".error").count() == 0  # Gradio's red "Error" over an output
+
+
+def set_number(page, label: str, value) -> None:
+    box = page.get_by_label(f"number input for {label}")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def choose(page, label: str, option: str) -> None:
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_map_errors_stale_status_and_cancel(page, tmp_path):
+    screenshot = bool(os.environ.get("UPDATE_SCREENSHOTS"))
+    open_tab_with_photo(page, 224 if screenshot else 64)
+    expect(page.get_by_text("Untrained weights.").first).to_be_visible()
+    explain(page)
 
     overlay = page.locator("#attr-overlay img")
-    expect(overlay).to_be_visible(timeout=120_000)
-    assert overlay.evaluate("img => img.naturalWidth") == 64  # what the network saw
-    top5 = page.locator("#attr-top5")
-    expect(top5.locator(".confidence-set").first).to_be_visible()
-    expect(page.get_by_text("deletion-curve AUC")).to_be_visible()
-    assert top5_rows(top5) == 5
+    expect(overlay).to_be_visible()
+    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 64)
+    # Top-5: five rows, each with a percentage an untrained network's near-ties can be
+    # compared by (two significant figures or more), never a bare "0 %".
+    rows = page.locator("#attr-top5 .rx-top-row")
+    expect(rows).to_have_count(5)
+    shown = [re.search(r"([0-9.]+) %", text).group(1) for text in rows.all_inner_texts()]
+    assert all(float(value) > 0 and len(value.replace(".", "").lstrip("0")) >= 2
+               for value in shown), shown
+    # The colour bar states its scale; the crop the map covers is said and outlined.
+    expect(page.locator("#attr-colour-bar")).to_contain_text("98th percentile")
+    assert re.search(r"0\s+\d", page.locator("#attr-colour-bar").inner_text())
+    expect(page.locator("#attr-summary")).to_contain_text("centre crop")
 
-    page.wait_for_timeout(500)
-    target = ASSETS / "screenshot-attributions.png" if os.environ.get("UPDATE_SCREENSHOTS") \
-        else tmp_path / "attributions.png"
-    page.screenshot(path=str(target), full_page=True)
-    assert target.stat().st_size > 50_000
+    if screenshot:
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(ASSETS / "screenshot-attributions.png"), full_page=True)
+
+    # A refused value: its message says what is wrong; the map and every control stay.
+    src = overlay.get_attribute("src")
+    target = page.get_by_label("Target class")
+    target.fill("unicorn")
+    target.press("Enter")
+    page.get_by_role("button", name="Explain", exact=True).click()
+    toast(page, "no class named 'unicorn'")
+    assert overlay.get_attribute("src") == src
+    expect(target).to_have_value("unicorn")
+    no_error_badges(page)
+    target.fill("predicted class")
+    target.press("Enter")
+    # Occlusion's stride ends at its window (Captum refuses a longer one).
+    page.get_by_text("Method parameters").click()
+    set_number(page, "Occlusion window", 8)
+    set_number(page, "Occlusion stride", 112)
+    page.get_by_label("number input for Occlusion stride").blur()
+    expect(page.get_by_label("number input for Occlusion stride")).to_have_value("8")
+
+    # The status line and the summary follow the Architecture tab's network.
+    page.get_by_role("tab", name="Architecture").click()
+    choose(page, "Preset", "resnet50")
+    expect(page.locator(".rx-title")).to_contain_text("ResNet-50 (1x64d)", timeout=20_000)
+    use_small_input(page)
+    page.get_by_role("tab", name="Attributions").click()
+    expect(page.locator("#attr-weights-status")).to_contain_text("for ResNet-50 (1x64d) at 64×64")
+    explain(page)
+    expect(page.locator("#attr-summary")).to_contain_text("ResNet-50 (1x64d), random (seed 0)")
+
+    # Cancel a slow run: the message shows, the earlier map stays, the app keeps serving.
+    src = overlay.get_attribute("src")
+    choose(page, "Method", "Integrated Gradients")
+    set_number(page, "IG steps", 512)
+    set_number(page, "Internal batch size", 1)
+    page.get_by_role("button", name="Explain", exact=True).click()
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Cancel").click()
+    toast(page, "Cancelled: the attribution was stopped")
+    assert overlay.get_attribute("src") == src
+    no_error_badges(page)
+    choose(page, "Method", "Saliency (gradient)")
+    explain(page)
+    expect(page.locator("#attr-summary")).to_contain_text("Saliency")
 
 
-def top5_rows(top5) -> int:
-    """Rows of the Top-5 label: each shows a class name and a percentage."""
-    return top5.locator(".confidence-set").count()
+def test_weights_panel_uploads_and_dark_mode(browser, app_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url + "?__theme=dark")
+    try:
+        expect(page.locator(".rx-cards")).to_contain_text("25,028,904", timeout=30_000)
+        use_small_input(page)
+        page.get_by_role("tab", name="Attributions").click()
+        status = page.locator("#attr-weights-status")
+
+        # A choice not yet applied is said to be so; only fitting weights are offered.
+        page.get_by_label("ImageNet (torchvision)").check()
+        expect(status).to_contain_text("Not applied yet")
+        expect(status).to_contain_text("Using random (seed 0)")
+        page.get_by_label("torchvision ImageNet weights").click()
+        assert sorted(page.get_by_role("option").all_inner_texts()) == [
+            "resnext50_32x4d.IMAGENET1K_V1", "resnext50_32x4d.IMAGENET1K_V2"]
+        page.keyboard.press("Escape")
+
+        # A text file as a checkpoint: "not a checkpoint", the radio back on Random.
+        page.get_by_label("Upload a checkpoint (.pth/.pt)").check()
+        notes = tmp_path / "notes.pth"
+        notes.write_text("just some text, 23 byte")
+        page.locator("#attr-checkpoint input[type=file]").set_input_files(str(notes))
+        expect(page.locator("#attr-checkpoint")).to_contain_text("notes.pth")
+        page.get_by_role("button", name="Use these weights").click()
+        toast(page, "notes.pth could not be read as a checkpoint: it is not one")
+        expect(page.get_by_label("Random (seed N)")).to_be_checked()
+        expect(status).to_contain_text("Not loaded")
+        expect(status).to_contain_text("Using random (seed 0)")
+        no_error_badges(page)
+
+        # A file that is no image is refused on upload, not shown as a broken thumbnail.
+        fake = tmp_path / "fake.png"
+        fake.write_text("hello, not an image")
+        page.locator("#attr-image input[type=file]").set_input_files(str(fake))
+        toast(page, "fake.png is not an image this app can read")
+        expect(page.locator("#attr-image img")).to_have_count(0)
+
+        # Dark mode: the deletion chart has no white card and grey (not black) text.
+        page.locator("#attr-image input[type=file]").set_input_files(str(sample_images()[1]))
+        expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
+        explain(page)
+        chart = page.locator("#attr-deletion .main-svg").first
+        expect(chart).to_be_visible()
+        assert chart.evaluate("e => getComputedStyle(e).backgroundColor") == "rgba(0, 0, 0, 0)"
+        title = page.locator("#attr-deletion .gtitle").first
+        assert title.evaluate("e => getComputedStyle(e).fill") == "rgb(124, 130, 140)"
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
+    finally:
+        context.close()

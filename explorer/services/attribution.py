@@ -111,7 +111,7 @@ class AttributionSettings:
         if not in_range(self.noise_level, noise):
             raise ValueError(f"{noise.label} must be a number in [{noise.low:g}, {noise.high:g}], "
                              f"got {self.noise_level!r}")
-        if values["stride"] > values["window"]:
+        if self.method == "occlusion" and values["stride"] > values["window"]:
             # Captum's Occlusion asserts this: a stride over the window skips pixels, which
             # then get no attribution at all.
             raise ValueError(f"Occlusion stride ({values['stride']}) must not exceed the "

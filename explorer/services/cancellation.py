@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 
 class CancelFlags:
@@ -19,6 +20,7 @@ class CancelFlags:
         self._flags: OrderedDict[str, threading.Event] = OrderedDict()
         self._lock = threading.Lock()
         self._capacity = capacity
+        self._busy: dict[str, int] = {}  # sessions with work running, and how many
 
     def fresh(self, session: str) -> threading.Event:
         """The session's flag, cleared: a new piece of work starts."""
@@ -30,11 +32,26 @@ class CancelFlags:
                 self._flags.popitem(last=False)
             return flag
 
+    @contextmanager
+    def running(self, session: str) -> Iterator[threading.Event]:
+        """A fresh flag for the work inside the block; the session counts as busy there."""
+        flag = self.fresh(session)
+        with self._lock:
+            self._busy[session] = self._busy.get(session, 0) + 1
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                self._busy[session] -= 1
+                if not self._busy[session]:
+                    del self._busy[session]
+
     def cancel(self, session: str) -> bool:
-        """Set the session's flag; False when the session has no work to cancel."""
+        """Set the session's flag; False when the session has no work running."""
         with self._lock:
             flag = self._flags.get(session)
-        if flag is None:
+            busy = session in self._busy
+        if flag is None or not busy:
             return False
         flag.set()
         return True

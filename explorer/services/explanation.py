@@ -270,7 +270,7 @@ def _summary(request: ExplainRequest, facts: dict, elapsed: float) -> str:
              f"(class {facts['target']}, p = {facts['probability']:.3g}) · "
              f"{html.escape(network.config.name)}, {html.escape(request.weights.label)}",
              f"- The map covers the {side}×{side} centre crop the network sees (outlined on "
-             f"the photo beside the image box), not the whole photo.",
+             f"the photo below the image box), not the whole photo.",
              f"- Faithfulness: deletion-curve AUC **{facts['curve'].auc:.3g}** "
              f"(probability of the target as the most attributed pixels are removed; lower = "
              f"the map found what the model uses)"]

@@ -34,16 +34,26 @@ def top_predictions(logits: Any, class_names: Sequence[str], k: int = 5) -> list
     return [(int(i), class_names[int(i)], float(v)) for v, i in zip(values, indices)]
 
 
-def percent(probability: float) -> str:
-    """A probability as a percentage with two significant figures ("87 %", "0.11 %"), so
-    the near-uniform top-5 of an untrained network can still be compared."""
+def percent(probability: float, figures: int = 2) -> str:
+    """A probability as a percentage with `figures` significant figures ("87 %", "0.11 %"),
+    so the near-uniform top-5 of an untrained network can still be compared."""
     value = 100 * float(probability)
     if value <= 0:
         return "0 %"
-    if value >= 10:
-        return f"{value:.0f} %"
-    decimals = 1 - math.floor(math.log10(value))
+    decimals = max(0, figures - 1 - math.floor(math.log10(value)))
     return f"{value:.{decimals}f} %"
+
+
+def distinct_percents(probabilities: Sequence[float], most: int = 4) -> list[str]:
+    """Percentages with two significant figures, or up to `most` where two would show
+    different probabilities as equal (an untrained network's top-5 differ in the 3rd)."""
+    for figures in range(2, most + 1):
+        shown = [percent(p, figures) for p in probabilities]
+        ties = any(a == b and p != q for a, b, p, q in
+                   zip(shown, shown[1:], probabilities, probabilities[1:]))
+        if not ties:
+            break
+    return shown
 
 
 def top_html(top: Sequence[tuple[int, str, float]]) -> str:
@@ -53,14 +63,15 @@ def top_html(top: Sequence[tuple[int, str, float]]) -> str:
         return ""
     highest = max(probability for _, _, probability in top) or 1.0
     rows = []
-    for index, name, probability in top:
+    shown = distinct_percents([probability for _, _, probability in top])
+    for (index, name, probability), text in zip(top, shown):
         width = 100 * probability / highest
         rows.append(
             f'<div class="rx-top-row" style="margin: 0.25rem 0;">'
             f'<div style="display: flex; justify-content: space-between; gap: 0.5rem;">'
             f'<span>{html.escape(name)} <span style="color: var(--body-text-color-subdued);">'
             f'#{index}</span></span><span style="font-variant-numeric: tabular-nums;">'
-            f'{percent(probability)}</span></div>'
+            f'{text}</span></div>'
             f'<div style="height: 6px; border-radius: 3px; width: {width:.1f}%; '
             f'background: var(--color-accent);"></div></div>')
     return ('<div class="rx-top" style="color: var(--body-text-color);">'

@@ -96,9 +96,9 @@ def _progress(progress: Any) -> Callable[..., None]:
 
 def _cancellable(run: Callable[[Any], Any], request: Any) -> Any:
     """Run with the session's fresh cancel flag; a cancel becomes its message."""
-    flag = CANCEL_FLAGS.fresh(session_key(request))
     try:
-        return run(flag)
+        with CANCEL_FLAGS.running(session_key(request)) as flag:
+            return run(flag)
     except attribution.AttributionCancelled:
         raise gr.Error(CANCELLED_MESSAGE, print_exception=False) from None
 
@@ -254,9 +254,20 @@ def choose_sign(last: Any, sign: str, colormap: str, opacity: float):
     return gr.update(choices=list(maps), value=colormap), overlay, bar
 
 
+@keep_state
+def stride_for_window(window: float, stride: float):
+    """Occlusion's stride can be at most its window: the slider ends at the window."""
+    window = min(max(int(window), int(LIMITS["stride"].low)), int(LIMITS["stride"].high))
+    return gr.update(maximum=window, value=min(stride, window))
+
+
 def request_cancel(request: gr.Request = None) -> None:
+    """Stop this session's running attribution at the model's next forward pass; the page
+    stops waiting at once (`cancels=`) and keeps its earlier results."""
     if CANCEL_FLAGS.cancel(session_key(request)):
-        gr.Info("Cancelling: the model stops at its next forward pass.")
+        gr.Info(CANCELLED_MESSAGE)
+    else:
+        gr.Info("Nothing to cancel: no attribution is running.")
 
 
 # Layout ------------------------------------------------------------------------------------
@@ -292,7 +303,7 @@ def _weights_panel(inputs: dict, buttons: dict, views: dict, initial: Selection)
                  f"if online")
         inputs["checkpoint"] = gr.File(
             label="Checkpoint (.pth/.pt state_dict, loaded weights_only)",
-            file_types=[".pth", ".pt"], visible=False, type="filepath")
+            file_types=[".pth", ".pt"], visible=False, type="filepath", elem_id="attr-checkpoint")
         buttons["apply_weights"] = gr.Button("Use these weights")
         views["weights_status"] = gr.Markdown(describe(WeightsChoice(), initial),
                                               elem_id="attr-weights-status")
@@ -443,6 +454,7 @@ def _wire_explain(c: _Controls) -> list[Any]:
     explain = c["explain"].click(
         run_attribution_page, c.all(ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS + PANEL_ARGUMENTS),
         page_outputs, **PRIVATE, **ATTRIBUTION_QUEUE)
+    c["window"].change(stride_for_window, c.all(["window", "stride"]), c["stride"], **QUIET)
     display = c.all(["last", "sign", "colormap", "opacity"])
     c["sign"].input(choose_sign, display, c.all(["colormap", "overlay", "colour_bar"]), **QUIET)
     for name in ("colormap", "opacity"):
@@ -483,7 +495,9 @@ def build(ctx: TabContext) -> None:
     _wire_api(controls)  # first: the endpoints get their names before the page's twins
     _wire_weights(ctx, controls)
     page_events = _wire_explain(controls)
-    controls["cancel"].click(request_cancel, None, None, cancels=page_events, **QUIET)
+    # Queued (so its message reaches the page) but never waiting: no concurrency limit.
+    controls["cancel"].click(request_cancel, None, None, cancels=page_events, **PRIVATE,
+                             show_progress="hidden", concurrency_limit=None)
     ctx.demo.load(lambda: gr.update(choices=device_choices()), None, controls["device"],
                   **PRIVATE, show_progress="hidden")
     follow_shared_device(ctx, controls["device"])
