@@ -1,7 +1,12 @@
 """The README's HTTP API examples run as written against the real server (README stays true)."""
 
+import json
 import re
+import statistics
 from pathlib import Path
+
+import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_CFG = ('cfg = \'{"cardinality": 4, "bottleneck_width": 2, "stage_blocks": [1, 1], '
@@ -14,7 +19,10 @@ def api_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-def test_readme_api_example_runs(app_url, monkeypatch):
+def run_api_example(app_url, monkeypatch) -> dict[str, list]:
+    """Run the README's example as written (smaller work, see below); every result by endpoint."""
+    from gradio_client import Client
+
     code = api_example()
     assert 'Client("http://127.0.0.1:7860/")' in code
     code = code.replace('Client("http://127.0.0.1:7860/")', f"Client({app_url!r}, verbose=False)")
@@ -23,8 +31,94 @@ def test_readme_api_example_runs(app_url, monkeypatch):
     code = re.sub(r"^cfg = .*$", TINY_CFG, code, count=1, flags=re.M)
     code = code.replace('handle_file("photo.jpg")',
                         'handle_file("assets/samples/ball_on_grass.jpg")')
+    results: dict[str, list] = {}
+    predict = Client.predict
+
+    def recording_predict(self, *args, api_name=None, **kwargs):
+        result = predict(self, *args, api_name=api_name, **kwargs)
+        results.setdefault(api_name, []).append(result)
+        return result
+
+    monkeypatch.setattr(Client, "predict", recording_predict)
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README.md", "exec"), {})
+    return results
+
+
+def tiny_model_counts() -> tuple[int, int]:
+    """(params, MACs) of the swapped-in tiny config from a built model: numel and PyTorch's
+    own FLOP counter (2 FLOPs per MAC), not the app's arithmetic."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import resnext
+
+    cfg = json.loads(TINY_CFG.split("=", 1)[1].strip().strip("'"))
+    side = cfg.pop("image_size")
+    config = resnext.ResNeXtConfig(**{**cfg, "stage_blocks": tuple(cfg["stage_blocks"])})
+    model = resnext.build_model(config).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, side, side))
+    return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
+
+
+def test_readme_api_example_gives_the_documented_answers(app_url, monkeypatch):
+    """Each call of the README's example, and what it must answer (reference numbers from the
+    paper, torchvision's published counts and a built model, not from the app)."""
+    results = run_api_example(app_url, monkeypatch)
+    tiny_params, tiny_macs = tiny_model_counts()
+
+    # Architecture: C=32, d=8, (3, 4, 23, 3) is torchvision's resnext101_32x8d.
+    preset, width, depth, headline, *_ = results["/analyze"][0]
+    assert preset["value"] == "resnext101_32x8d" and width["value"] == 8 and depth["value"] == "101"
+    assert "88,791,336" in headline and "16,414,015,488" in headline
+    figures = results["/figures"][0]  # 64x4d: torchvision publishes 83.455 M params, 15.46 GMACs
+    assert (figures["params"], figures["macs"], figures["flops"]) == (
+        83_455_272, 15_460_270_080, 2 * 15_460_270_080)
+    assert figures["preset"] == "resnext101_64x4d" and figures["depth"] == 101
+    assert sum(stage["params"] for stage in figures["stages"]) == figures["params"]
+    assert results["/apply_preset"][0][:3] == (32, 8, "3, 4, 23, 3")
+    assert results["/apply_depth"][0][:2] == ("3, 8, 36, 3", "imagenet")  # the standard 152
+    assert results["/apply_json"][0][:3] == (4, 24, "3, 4, 6, 3")  # unnamed keys: defaults
+    summary = results["/summary"][0][0]
+    assert summary["data"][0][3:5] == ["1×1000", "25,028,904"]  # resnext50_32x4d, whole net
+    assert results["/ping"] == ["ok"]
+
+    # Complexity of the tiny config.
+    breakdown = results["/complexity_breakdown"][0]
+    assert (breakdown["total_params"], breakdown["total_macs"]) == (tiny_params, tiny_macs)
+    assert sum(sum(series["params"]) for series in breakdown["series"]) == tiny_params
+    sweep = {p["cardinality"]: p["bottleneck_width"] for p in results["/complexity_sweep"][0]["points"]}
+    assert {c: sweep[c] for c in (1, 2, 4, 8)} == {1: 64, 2: 40, 4: 24, 8: 14}  # Table 2
+    table3 = {(p["source"], p["label"]): p for p in results["/accuracy_vs_cost"][0]["points"]}
+    resnext50 = table3[("paper Table 3, 50-layer", "32×4d")]
+    assert (resnext50["top1_error"], resnext50["macs"]) == (22.2, 4_230_479_872)
+    pins = results["/compare_pins"][0]["pins"]
+    assert [(pin["name"], pin["params"]) for pin in pins] == [("ResNeXt-101 (32x8d)", 88_791_336)]
+
+    # Run: batch 8 of the tiny config, 10 classes, 10 timed passes.
+    run = results["/run"][0]
+    assert run["output_shape"] == [8, 10] and run["shape_ok"] is True
+    assert run["macs_per_image"] == tiny_macs and len(run["iteration_ms"]) == 10
+    assert run["median_ms"] == pytest.approx(statistics.median(run["iteration_ms"]))
+    assert [p["batch_size"] for p in results["/sweep"][0]["points"]] == [1, 2, 4, 8, 16]
+
+    # Attributions, on the network /analyze chose (ResNeXt-101 32x8d, random weights).
+    assert "random (seed 0)" in results["/attr_weights"][0]
+    assert "ResNeXt-101 (32x8d)" in results["/attr_weights"][0]
+    overlay, top5, text, *_ = results["/attribute"][0]
+    with Image.open(overlay) as image:
+        assert min(image.size) >= 224
+    confidences = [c["confidence"] for c in top5["confidences"]]
+    assert len(confidences) == 5 and confidences == sorted(confidences, reverse=True)
+    assert top5["label"] == top5["confidences"][0]["label"] and top5["label"] in text
+    assert "Grad-CAM" in text
+    names = set((ROOT / "assets" / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines())
+    assert {c["label"] for c in top5["confidences"]} <= names  # a 1000-class ImageNet head
+    captions = [item["caption"] for item in results["/feature_maps"][0]]
+    assert [c.split(";")[0] for c in captions] == [
+        "layer1: 256 channels at 56×56", "layer2: 512 channels at 28×28",
+        "layer3: 1024 channels at 14×14", "layer4: 2048 channels at 7×7"]
 
 
 def test_readme_commands_match_ci():
