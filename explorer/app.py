@@ -44,8 +44,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 complexity.build(ctx)
             with gr.Tab("Run", id="run"):
                 run.build(ctx)
-            with gr.Tab("Train", id="train"):
-                train.build(ctx)
+            with gr.Tab("Train", id="train") as train_tab:
+                train.build(ctx, train_tab)
             with gr.Tab("Attributions", id="attributions"):
                 attributions.build(ctx)
         ping_button = gr.Button(visible=False)

@@ -42,6 +42,7 @@ def wait_for(manager: TrainingManager, run_id: str, states: tuple[str, ...],
 # Requests ---------------------------------------------------------------------------------
 
 def test_request_fits_the_head_to_the_data_and_builds_the_cli_arguments(tmp_path):
+    assert request(tmp_path, lr="").lr is None and request(tmp_path, lr=" 0.2 ").lr == 0.2
     made = request(tmp_path, epochs=2.0, lr=0.05)
     assert made.config.num_classes == 6 and made.epochs == 2 and made.lr == 0.05
     args = made.argv(tmp_path / "run", tmp_path)
@@ -58,6 +59,7 @@ def test_request_fits_the_head_to_the_data_and_builds_the_cli_arguments(tmp_path
     (dict(train_size=2.5), "training images must be an integer"),
     (dict(image_size=8), "image size must be an integer in [16, 128], got 8"),
     (dict(lr=-1.0), "learning rate must be a number in"),
+    (dict(lr="fast"), "learning rate must be a number in"),
     (dict(data="imagenet"), "dataset must be one of shapes, shapes-shortcut, cifar10"),
     (dict(data="folder:../etc"), "dataset must be one of"),
     (dict(recipe="adam"), "recipe must be one of"),

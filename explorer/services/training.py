@@ -136,14 +136,7 @@ def make_request(selection: Selection, data: str, image_size: Any, train_size: A
         raise ValueError(f"dataset must be one of {', '.join(offered)}, got {data!r}")
     if recipe not in RECIPE_NAMES:
         raise ValueError(f"recipe must be one of {', '.join(RECIPE_NAMES)}, got {recipe!r}")
-    if lr in (None, "", 0):
-        lr_value = None
-    else:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
-                or not LR_RANGE[0] <= lr <= LR_RANGE[1]:
-            raise ValueError(f"learning rate must be a number in [{LR_RANGE[0]:g}, "
-                             f"{LR_RANGE[1]:g}] (or empty for the recipe's), got {lr!r}")
-        lr_value = float(lr)
+    lr_value = parse_learning_rate(lr)
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
     side = 32 if data.startswith("cifar") else whole_number("image size", image_size,
@@ -158,6 +151,31 @@ def make_request(selection: Selection, data: str, image_size: Any, train_size: A
         batch_size=whole_number("batch size", batch_size, *BATCH_RANGE),
         recipe=recipe, lr=lr_value, seed=whole_number("seed", seed, *SEED_RANGE),
         device=device, download=bool(download))
+
+
+def parse_learning_rate(lr: Any) -> float | None:
+    """The learning rate box: empty (None) is the recipe's own; else a number in LR_RANGE."""
+    if lr is None or (isinstance(lr, str) and not lr.strip()):
+        return None
+    value = lr
+    if isinstance(lr, str):
+        try:
+            value = float(lr.strip())
+        except ValueError:
+            value = lr
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not LR_RANGE[0] <= value <= LR_RANGE[1]:
+        raise ValueError(f"learning rate must be a number in [{LR_RANGE[0]:g}, {LR_RANGE[1]:g}] "
+                         f"(or empty for the recipe's own), got {lr!r}")
+    return float(value)
+
+
+def learning_rate_note(recipe: str) -> str:
+    from resnext.train import RECIPES
+
+    if recipe not in RECIPES:
+        return "empty: the recipe's own"
+    return f"empty: the recipe's own ({RECIPES[recipe].lr:g} for {recipe})"
 
 
 def num_classes(data: str, data_dir: Path) -> int:

@@ -218,7 +218,7 @@ class TrainingManager:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 # Its own session: a signal to the app (Ctrl-C) does not reach it, and a
                 # Stop signals the training and nothing else.
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_lower_priority)
         finally:
             log.close()
 
@@ -345,6 +345,18 @@ class TrainingManager:
     def busy_devices(self) -> dict[str, str]:
         with self._lock:
             return {device: job.run_id for device, job in self._running.items()}
+
+
+# Niceness of a training process: it takes every core it can, and the app's own requests
+# (a slider move is a few ms of arithmetic) must still get the CPU at once.
+TRAINING_NICENESS = 10
+
+
+def _lower_priority() -> None:  # runs in the child between fork and exec
+    try:
+        os.nice(TRAINING_NICENESS)
+    except OSError:
+        pass
 
 
 def _log_tail(run_dir: Path, lines: int = 3) -> str:

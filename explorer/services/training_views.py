@@ -106,8 +106,8 @@ def curves_figure(status: dict[str, Any]):
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=2, col=1)
     fig.update_xaxes(title_text="epoch", rangemode="tozero", row=3, col=1)
-    fig.update_layout(height=560, margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                      legend={"orientation": "h", "y": 1.08, "x": 0})
+    fig.update_layout(height=600, margin={"l": 60, "r": 20, "t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0})
     if not steps and not history:
         fig.add_annotation(text="No epoch yet: curves appear as the run learns.", x=0.5, y=0.5,
                            xref="paper", yref="paper", showarrow=False)

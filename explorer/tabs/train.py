@@ -35,7 +35,9 @@ INTRO = ("Train the network you built in the **Architecture** tab. The training 
 # Handlers ---------------------------------------------------------------------------------
 
 def _request(ctx: TabContext, selection: Selection, values: list[Any]) -> service.TrainRequest:
-    return service.make_request(selection, *values, data_dir=ctx.options.data_dir)
+    *controls, download = values
+    return service.make_request(selection, *controls, data_dir=ctx.options.data_dir,
+                                download=download)
 
 
 def _runs_rows(manager: TrainingManager) -> list[list[Any]]:
@@ -64,6 +66,9 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
 
     def use_smaller(smaller: Selection | None):
         return smaller if smaller is not None else gr.skip()
+
+    def recipe_note(recipe: str):
+        return gr.update(info=service.learning_rate_note(recipe))
 
     @keep_state
     def start(selection: Selection, *values: Any):
@@ -195,7 +200,7 @@ class Settings:
                                    info="quick: one-cycle for short runs; seed: the blog's SGD "
                                         "schedule")
         with gr.Row():
-            self.lr = gr.Number(None, label="Learning rate", info="empty: the recipe's")
+            self.lr = gr.Textbox("", label="Learning rate", info="empty: the recipe's own")
             self.seed = ui.Number(d["seed"], minimum=service.SEED_RANGE[0],
                                   maximum=service.SEED_RANGE[1], label="Seed")
         self.device = ui.Dropdown(initial_choices(ctx.options.default_device),
@@ -231,11 +236,12 @@ class Runs:
         with gr.Row():
             self.table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True,
                                       elem_id="runs-table", elem_classes=["rx-table"])
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             self.choice = ui.Dropdown([], value=None, label="Run", scale=3, min_width=240,
                                       allow_custom_value=False)
-            self.refresh = gr.Button("Refresh", scale=1, min_width=90)
-            self.use = gr.Button("Use this run", variant="primary", scale=1, min_width=140)
+            with gr.Column(scale=1, min_width=160):
+                self.use = gr.Button("Use this run", variant="primary")
+                self.refresh = gr.Button("Refresh the table", size="sm")
         with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
             with gr.Column(scale=1, min_width=320):
                 self.curves = gr.Plot(label="Its learning curves")
@@ -249,7 +255,8 @@ class Runs:
                                   allow_preview=False)
 
 
-def build(ctx: TabContext) -> None:
+def build(ctx: TabContext, tab: Any) -> None:
+    """Lay out the tab; `tab` (its gr.Tab) refreshes the preview and estimate when opened."""
     gr.Markdown(INTRO)
     with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
         with gr.Column(scale=1, min_width=300):
@@ -257,27 +264,32 @@ def build(ctx: TabContext) -> None:
         with gr.Column(scale=2, min_width=480):
             live = Live()
     runs = Runs()
-    _wire(ctx, settings, live, runs)
+    _wire(ctx, tab, settings, live, runs)
 
 
 # Wiring -----------------------------------------------------------------------------------
 
-def _wire(ctx: TabContext, s: Settings, live: Live, runs: Runs) -> None:
+def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> None:
     h = make_handlers(ctx)
     _api_endpoints(ctx)
     quiet = dict(api_visibility="private", show_progress="hidden")
     before = dict(fn=h["before_start"], inputs=[ctx.selection, *s.values],
                   outputs=[live.preview, live.estimate, live.smaller, live.use_smaller],
                   trigger_mode="always_last", **quiet, **ESTIMATE_QUEUE)
+    # Refreshed when the tab is opened (the network may have changed meanwhile) and when a
+    # setting changes here: never on every Architecture slider move.
+    tab.select(**before)
+    tab.select(h["recipe_note"], s.recipe, s.lr, **quiet)
     for control in (s.data, s.image_size, s.epochs, s.recipe, s.device):
         control.input(**before)
     for number in (s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
         number.submit(**before)
         number.blur(**before)
-    ctx.selection.change(**before)
+    s.recipe.input(h["recipe_note"], s.recipe, s.lr, **quiet)
     s.data.input(lambda data: gr.update(visible=data.startswith("cifar")), s.data, s.download,
                  **quiet)
-    live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet)
+    live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet).then(
+        **{**before, "inputs": [live.smaller, *s.values]})
 
     live_outputs = [live.progress, live.curves, live.timer, runs.table]
     s.start.click(h["start"], [ctx.selection, *s.values], [live.followed, *live_outputs],
