@@ -49,11 +49,20 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def app_dirs(tmp_path_factory):
+    """The session app's runs and data directories (never the working directory's)."""
+    root = tmp_path_factory.mktemp("app")
+    return root / "runs", root / "data"
+
+
+@pytest.fixture(scope="session")
+def app_url(app_dirs):
     """The real app, launched once per test session on a free loopback port."""
     from explorer.app import create_app, launch_options
+    from explorer.context import AppOptions
 
-    demo = create_app()
+    runs_dir, data_dir = app_dirs
+    demo = create_app(AppOptions(runs_dir=runs_dir, data_dir=data_dir))
     demo.queue(default_concurrency_limit=1)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,

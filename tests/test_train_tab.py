@@ -193,3 +193,33 @@ def test_a_run_that_cannot_start_is_failed_with_the_reason(tmp_path):
     assert "image" in (status["run"]["error"] or "").lower()
     with pytest.raises(ValueError, match="not a run id"):
         manager.status("../etc")
+
+
+# Through the real app's HTTP API -----------------------------------------------------------------
+
+def test_train_api_start_status_runs_and_use_run(client, app_dirs):
+    tiny = json.dumps({**TINY.to_dict(), "image_size": 16})
+    started = client.predict(tiny, "shapes", 16, 256, 64, 1, 64, "quick", None, 0, "cpu",
+                             api_name="/train_start")
+    run_id = started["run_id"]
+    assert started["request"]["config"]["num_classes"] == 6
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = client.predict(run_id, api_name="/train_status")
+        if status["run"]["state"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert status["run"]["state"] == "finished", status
+    assert len(status["history"]) == 1
+    listed = client.predict(api_name="/runs")
+    assert [r["run_id"] for r in listed if r["run_id"] == run_id] == [run_id]
+    assert (app_dirs[0] / run_id / "model.safetensors").exists()
+    used = client.predict(run_id, api_name="/use_run")
+    assert used["config"]["base_planes"] == 8 and used["image_size"] == 16
+    assert used["weights"] == f"trained run {run_id}"
+    assert "is not running (it is finished)" in client.predict(run_id, api_name="/train_stop")
+    # The session now runs the trained network: a forward pass names the dataset's classes.
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="not a run id"):
+        client.predict("../../etc", api_name="/train_status")

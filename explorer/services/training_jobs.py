@@ -268,6 +268,9 @@ class TrainingManager:
                         queue.remove(job)
                         return f"Removed {run_id} from the queue; it had not started."
             job = next((j for j in self._running.values() if j.run_id == run_id), None)
+        record = read_run(self._run_dir(run_id))
+        if record is not None and record.state != "running":
+            return f"{run_id} is not running (it is {record.state})."
         if job is not None and job.process is not None and job.process.poll() is None:
             os.killpg(job.process.pid, signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
@@ -276,9 +279,7 @@ class TrainingManager:
         if status.get("state") == "running" and pid_alive(status.get("pid")):
             os.kill(status["pid"], signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
-        record = read_run(self._run_dir(run_id))
-        state = record.state if record else "unknown"
-        return f"{run_id} is not running (it is {state})."
+        return f"{run_id} is not running (it is {record.state if record else 'unknown'})."
 
     # Reading ------------------------------------------------------------------------------
 
