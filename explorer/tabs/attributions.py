@@ -18,6 +18,7 @@ import gradio as gr
 
 import resnext
 
+from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors, user_message
 from ..selection import Selection, default_selection
@@ -32,6 +33,7 @@ from ..services.models import IMAGENET, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import (KIND_LABELS, PanelValues, choose_weights, describe,
                                        panel_applied,
                                        imagenet_choices, network_for, no_imagenet_weights)
+from ..uploads import UploadedImage
 from .shared import follow_shared_device
 
 # One queue for everything that builds or runs a model here: attributions on a 2-core CPU
@@ -43,24 +45,11 @@ PRIVATE = dict(api_visibility="private")  # page events: not in "Use via API"
 QUIET = dict(api_visibility="private", queue=False, show_progress="hidden")
 
 
-def uploaded_image(**kwargs: Any) -> gr.Image:
-    """A gr.Image whose handler gets the uploaded file as is.
-
-    gr.Image opens the file itself before the handler runs, so a corrupt or non-image
-    upload would fail there with Gradio's message; here `resnext.load_image` decodes it
-    (EXIF, 16-bit, CMYK, size checked before decoding) and says plainly what is wrong.
-    (An instance override, not a subclass: Gradio writes a .pyi file next to the source
-    of every Component subclass when it is defined.)
-    """
-    component = gr.Image(type="filepath", image_mode=None, **kwargs)
-    component.preprocess = lambda payload: None if payload is None else payload.path
-    return component
-
-
 def _slider(name: str, value: float, step: float = 1, **kwargs: Any) -> gr.Slider:
-    """A slider whose range and label are the service's limit for `name`."""
+    """A slider whose range and label are the service's limit for `name` (a value outside
+    it reaches the service's check, which names the control)."""
     limit = LIMITS[name]
-    return gr.Slider(limit.low, limit.high, value=value, step=step, label=limit.label, **kwargs)
+    return ui.Slider(limit.low, limit.high, value=value, step=step, label=limit.label, **kwargs)
 
 
 def _state(selection: Any, weights: Any) -> tuple[Selection, WeightsChoice]:
@@ -292,9 +281,9 @@ class _Controls:
 
 def _weights_panel(inputs: dict, buttons: dict, views: dict, initial: Selection) -> None:
     with gr.Accordion("Weights", open=True):
-        inputs["kind"] = gr.Radio(KIND_LABELS, value=RANDOM, label="Weights",
+        inputs["kind"] = ui.Radio(KIND_LABELS, value=RANDOM, label="Weights",
                                   info="shared with the Run tab")
-        inputs["seed"] = gr.Number(0, precision=0, minimum=0, label="Seed", visible=True)
+        inputs["seed"] = ui.Number(0, precision=0, minimum=0, label="Seed", visible=True)
         names = imagenet_choices(initial)
         inputs["imagenet_name"] = gr.Dropdown(
             names, value=names[0] if names else None, label="torchvision ImageNet weights",
@@ -310,8 +299,9 @@ def _weights_panel(inputs: dict, buttons: dict, views: dict, initial: Selection)
 
 
 def _image_inputs(inputs: dict, views: dict, samples: list[str]) -> None:
-    inputs["image"] = uploaded_image(label="Image", elem_id="attr-image",
-                                     sources=["upload", "clipboard"], height=240)
+    inputs["image"] = UploadedImage(type="filepath", image_mode=None, label="Image",
+                                    elem_id="attr-image", sources=["upload", "clipboard"],
+                                    height=240)
     views["crop"] = gr.Image(label="What the network sees: the outlined centre crop",
                              interactive=False, height=160, elem_id="attr-crop",
                              show_label=True, buttons=[])
@@ -321,7 +311,7 @@ def _image_inputs(inputs: dict, views: dict, samples: list[str]) -> None:
 
 def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> None:
     network = network_for(WeightsChoice(), initial)
-    inputs["method"] = gr.Dropdown([(label, key) for key, label in attribution.METHODS.items()],
+    inputs["method"] = ui.Dropdown([(label, key) for key, label in attribution.METHODS.items()],
                                    value=DEFAULT_SETTINGS.method, label="Method")
     inputs["target"] = gr.Dropdown(attribution.target_choices(network.class_names),
                                    value="predicted class", label="Target class",
@@ -329,14 +319,14 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
                                    filterable=True, allow_custom_value=True)
     s = DEFAULT_SETTINGS
     with gr.Accordion("Method parameters", open=False):
-        inputs["layer"] = gr.Dropdown(
+        inputs["layer"] = ui.Dropdown(
             [("last stage (default)", "")]
             + [(n, n) for n in attribution.layer_choices(network.config)],
             value=s.layer, label="Grad-CAM layer (stage or block)")
         inputs["n_steps"] = _slider("n_steps", s.n_steps)
-        inputs["baseline"] = gr.Radio(list(attribution.BASELINES), value=s.baseline,
+        inputs["baseline"] = ui.Radio(list(attribution.BASELINES), value=s.baseline,
                                       label="Baseline (IG, DeepLift, GradientShap, Occlusion)")
-        inputs["smoothgrad_over"] = gr.Radio(
+        inputs["smoothgrad_over"] = ui.Radio(
             [("saliency", "saliency"), ("Integrated Gradients", "integrated_gradients")],
             value=s.smoothgrad_over, label="SmoothGrad over")
         inputs["n_samples"] = _slider("n_samples", s.n_samples)
@@ -347,7 +337,7 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
         inputs["internal_batch_size"] = _slider("internal_batch_size", s.internal_batch_size,
                                                 info="images per forward: bounds memory")
     # Filled with every device when the page loads (torch is not imported before).
-    inputs["device"] = gr.Dropdown(initial_choices(default_device), value=default_device,
+    inputs["device"] = ui.Dropdown(initial_choices(default_device), value=default_device,
                                    label="Device")
 
 
@@ -364,8 +354,8 @@ def _result_views(inputs: dict, views: dict) -> None:
     with gr.Row():
         d = DEFAULT_DISPLAY
         inputs["opacity"] = _slider("opacity", d.opacity, step=0.05)
-        inputs["sign"] = gr.Radio(list(attribution.SIGNS), value=d.sign, label="Sign")
-        inputs["colormap"] = gr.Dropdown(list(attribution.colormaps_for(d.sign)),
+        inputs["sign"] = ui.Radio(list(attribution.SIGNS), value=d.sign, label="Sign")
+        inputs["colormap"] = ui.Dropdown(list(attribution.colormaps_for(d.sign)),
                                          value=d.colormap, label="Colour map")
     views["summary"] = gr.Markdown(elem_id="attr-summary")
     views["deletion"] = gr.Plot(label="Faithfulness", elem_id="attr-deletion")
@@ -379,9 +369,9 @@ def _result_views(inputs: dict, views: dict) -> None:
 def _grid_section(inputs: dict, views: dict, buttons: dict) -> None:
     with gr.Accordion("Grid: methods or configs side by side", open=False):
         with gr.Row():
-            inputs["mode"] = gr.Radio([(label, key) for key, label in GRID_MODES.items()],
+            inputs["mode"] = ui.Radio([(label, key) for key, label in GRID_MODES.items()],
                                       value="methods", label="Grid")
-            inputs["compare_preset"] = gr.Dropdown(list(resnext.PRESETS), value="resnet50",
+            inputs["compare_preset"] = ui.Dropdown(list(resnext.PRESETS), value="resnet50",
                                                    label="Second config (configs mode)")
         inputs["methods"] = gr.CheckboxGroup(
             [(label, key) for key, label in attribution.METHODS.items()],
