@@ -170,3 +170,23 @@ def test_maps_are_numpy_friendly():
     images, targets = images_and_targets(2)
     maps = attribute_batch(model, images, targets, "gradcam")
     assert isinstance(maps.numpy(), np.ndarray) and (maps >= 0).all()
+
+
+def test_private_copy_leaves_other_requests_hooks_behind():
+    from explorer.services.eval_attribution import private_copy
+
+    model = RegionNet().eval()
+
+    def cancelled(module, inputs):
+        raise RuntimeError("another request's cancel hook")
+
+    handle = model.layer1.register_forward_pre_hook(cancelled)
+    copy = private_copy(model)
+    images, targets = images_and_targets(2)
+    maps = attribute_batch(copy, images, targets, "saliency")  # the hook did not come along
+    assert maps.shape == (2, SIDE, SIDE)
+    with pytest.raises(RuntimeError, match="cancel hook"):
+        model(images)  # the original keeps it
+    handle.remove()
+    assert torch.equal(copy.layer1[0].weight, model.layer1[0].weight)
+    assert copy.layer1[0].weight.data_ptr() != model.layer1[0].weight.data_ptr()

@@ -20,6 +20,7 @@ attributions on one model at once: Captum hooks the model's modules.
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
@@ -166,6 +167,29 @@ def _shap_references(images: torch.Tensor, mean: Sequence[float] | None,
         raise ValueError("GradientShap's references need the dataset's mean and std")
     noise = (noise - _normalised(mean, images, "mean")) / _normalised(std, images, "std")
     return torch.cat([baseline_images(one, "black", mean, std), torch.zeros_like(one), noise])
+
+
+# A module's hook tables: a copy of a model another request is attributing must not inherit
+# that request's Captum hooks or its progress/cancel hook.
+_HOOK_TABLES = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_backward_hooks",
+                "_backward_pre_hooks")
+
+
+def private_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `model` without any of its forward/backward hooks.
+
+    The copy is made while the caller holds the model's lock (a few milliseconds for a small
+    network); the work then runs on the copy, so a long evaluation never blocks the app's
+    other users of that model.
+    """
+    memo: dict[int, Any] = {}
+    for module in model.modules():
+        for table in _HOOK_TABLES:
+            hooks = module.__dict__.get(table)
+            if hooks is not None:
+                memo[id(hooks)] = type(hooks)()  # the copy gets an empty table
+    return copy.deepcopy(model, memo)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ Grad-CAM not.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .eval_attribution import ROW_LABELS, BatchSettings, attribute_batch, eval_mode
+from .eval_attribution import ROW_LABELS, BatchSettings, attribute_batch, eval_mode, private_copy
 from .eval_metrics import EvaluationStopped
 
 MEASURES = ("spearman", "ssim", "topk")
@@ -211,7 +210,7 @@ def randomization_check(model: nn.Module, images: torch.Tensor, targets: Any,
         return attribute_batch(net, images, targets, name, settings=settings, mean=mean,
                                std=std, max_batch=max_batch, seed=seed, should_stop=should_stop)
 
-    twin = copy.deepcopy(model)
+    twin = private_copy(model)
     groups = cascade_groups(twin)
     total = (len(groups) + 1) * len(specs)
     done = 0
