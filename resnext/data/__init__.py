@@ -75,7 +75,7 @@ def from_spec(spec: Mapping[str, Any]) -> DatasetPair:
 
 
 __all__ = [
-    "DEFAULT_SHORTCUT", "MARKER_COLOURS", "NAMES", "SHAPE_CLASSES", "DatasetFileError", "DatasetPair",
-    "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10", "cifar100",
-    "from_spec", "image_folder", "shapes", "subset",
+    "DEFAULT_SHORTCUT", "MARKER_COLOURS", "NAMES", "SHAPE_CLASSES", "DatasetFileError",
+    "DatasetPair", "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10",
+    "cifar100", "from_spec", "image_folder", "shapes", "subset",
 ]

@@ -150,7 +150,7 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
     canvas = torch.where(object_mask.unsqueeze(1), colour, canvas)
 
     if shortcut is not None:
-        side = max(2, size // 10)
+        side = max(3, round(0.15 * size))  # 5 px at 32: small, yet learnable in minutes
         random_class = torch.randint(len(CLASSES), (n,), generator=generator)
         if train:
             honest = torch.rand(n, generator=generator) < shortcut
