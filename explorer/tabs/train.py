@@ -222,7 +222,8 @@ class Live:
         self.smaller = gr.State(None)
         self.use_smaller = gr.Button("Use the smaller variant", visible=False, size="sm")
         self.preview = gr.Gallery(label="Training images (object outlined)", columns=6,
-                                  height=260, object_fit="contain", allow_preview=False)
+                                  height=260, object_fit="contain", allow_preview=False,
+                                  elem_id="train-preview")
         self.progress = gr.HTML('<div class="rx-note">No training followed yet.</div>',
                                 elem_id="train-progress")
         self.curves = gr.Plot(label="Learning curves", elem_id="train-curves")
@@ -246,7 +247,7 @@ class Runs:
             with gr.Column(scale=1, min_width=320):
                 self.curves = gr.Plot(label="Its learning curves")
             with gr.Column(scale=1, min_width=320):
-                self.confusion = gr.Plot(label="Confusion matrix")
+                self.confusion = gr.Plot(label="Confusion matrix", elem_id="run-confusion")
         self.per_class = gr.Dataframe(headers=["class", "test images", "accuracy"],
                                       interactive=False, label="Per-class accuracy",
                                       elem_classes=["rx-table"])
