@@ -94,7 +94,6 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
         if not run_id:
             raise ValueError("no run is being followed on this page: start one first")
         gr.Info(manager.stop(run_id))
-        return gr.skip()
 
     def reattach():
         """Page (re)load: follow the newest queued or running run, if any."""
