@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .eval_metrics import EvaluationStopped, blur_images
 

@@ -98,7 +98,7 @@ class ProgressCounter:
 
 
 @dataclass
-class TestBatch:
+class EvalBatch:
     """The evaluated test images, in dataset order."""
 
     indices: np.ndarray  # (N,) positions in the test split
@@ -108,8 +108,8 @@ class TestBatch:
     marker_masks: torch.Tensor | None  # (N, H, W) bool, the shortcut marker, if any
 
 
-def test_batch(dataset_test: Any, n_images: int, mean: Sequence[float],
-               std: Sequence[float]) -> TestBatch:
+def load_test_batch(dataset_test: Any, n_images: int, mean: Sequence[float],
+                    std: Sequence[float]) -> EvalBatch:
     """The first `n_images` of a test split with masks, normalised by mean/std."""
     from resnext.validation import whole_number
 
@@ -130,7 +130,7 @@ def test_batch(dataset_test: Any, n_images: int, mean: Sequence[float],
     mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     markers = getattr(dataset_test, "marker_masks", None)
-    return TestBatch(
+    return EvalBatch(
         indices=np.arange(count), images=(images - mean_t) / std_t, labels=labels,
         masks=torch.as_tensor(masks[:count]).bool(),
         marker_masks=None if markers is None else torch.as_tensor(markers[:count]).bool())
@@ -296,7 +296,7 @@ def _predict(model: torch.nn.Module, images: torch.Tensor, max_batch: int) -> to
                           for i in range(0, images.shape[0], max_batch)])
 
 
-def evaluate_batch(model: torch.nn.Module, batch: TestBatch,
+def evaluate_batch(model: torch.nn.Module, batch: EvalBatch,
                    methods: Sequence[str] = DEFAULT_ROWS, *, mean: Sequence[float],
                    std: Sequence[float], target: str = "label",
                    settings: BatchSettings | None = None, steps: int = 10,
@@ -304,7 +304,7 @@ def evaluate_batch(model: torch.nn.Module, batch: TestBatch,
                    channels_last: bool = True, keep_maps: bool = True,
                    on_progress: Callable[[dict[str, Any]], None] | None = None,
                    should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
-    """`evaluate` on a prepared `TestBatch` (see there)."""
+    """`evaluate` on a prepared `EvalBatch` (see there)."""
     from resnext.validation import whole_number
 
     start = time.perf_counter()
@@ -391,7 +391,7 @@ def evaluate(model: torch.nn.Module, dataset_test: Any, methods: Sequence[str] =
     gets dicts with `fraction`; `should_stop()` ends early with the finished methods and
     `complete=False`.
     """
-    batch = test_batch(dataset_test, n_images, mean, std)
+    batch = load_test_batch(dataset_test, n_images, mean, std)
     return evaluate_batch(model, batch, methods, mean=mean, std=std, target=target,
                           settings=settings, steps=steps, tolerance=tolerance,
                           max_batch=max_batch, seed=seed, channels_last=channels_last,
@@ -409,7 +409,7 @@ def sanity_check(model: torch.nn.Module, dataset_test: Any,
     behind `/sanity_check`). The model is not modified."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    batch = test_batch(dataset_test, n_images, mean, std)
+    batch = load_test_batch(dataset_test, n_images, mean, std)
     net = prepare_model(model, channels_last)
     images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
     targets = batch.labels if target == "label" else _predict(net, images, max_batch)
