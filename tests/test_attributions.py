@@ -530,3 +530,21 @@ def test_api_reports_a_mismatched_checkpoint(session, tmp_path):
         session.predict(handle_file(str(truncated)), "saliency", "predicted class", 8, "black", 4, 4,
                         0.15, "saliency", 8, 8, "", "cpu", "positive", "inferno", 0.6,
                         api_name="/attribute")
+
+
+@pytest.mark.parametrize("position,value,message", [
+    (3, 999, "IG steps must be an integer in [2, 512], got 999"),
+    (5, 0, "Internal batch size must be an integer in [1, 64], got 0"),
+    (10, 112, "Occlusion stride (112) must not exceed the occlusion window (8)"),
+    (15, 1.5, "Opacity must be a number in [0, 1], got 1.5"),
+])
+def test_api_range_errors_name_the_control(session, position, value, message):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    arguments = [handle_file(str(sample_images()[0])), "occlusion", "predicted class", 8,
+                 "black", 4, 4, 0.15, "saliency", 8, 8, "", "cpu", "positive", "inferno", 0.6]
+    arguments[position] = value
+    with pytest.raises(AppError) as info:
+        session.predict(*arguments, api_name="/attribute")
+    assert message in str(info.value)
