@@ -616,9 +616,9 @@ def deletion_figure(curves: Sequence[tuple[str, DeletionCurve]]):
              "hovertemplate": "%{x:.0f} % removed: p = %{y:.3g}<extra></extra>"}
             for label, curve in curves]
     return figure(data, {
-        "title": {"text": "Deletion curve: most attributed pixels removed first "
-                          "(lower AUC = more faithful)", "font": {"size": 13}},
-        "xaxis": {"title": {"text": "pixels removed (%)"}},
+        # Short: the chart can be 300 px wide; the summary explains the curve.
+        "title": {"text": "Deletion curve (lower AUC = more faithful)", "font": {"size": 13}},
+        "xaxis": {"title": {"text": "most attributed pixels removed first (%)"}},
         "yaxis": {"title": {"text": "target class probability"}, "rangemode": "tozero",
                   "tickformat": ".2g"},
         "height": 320, "legend": {"orientation": "h", "y": -0.3}})

@@ -396,15 +396,17 @@ def _layout(ctx: TabContext) -> _Controls:
     inputs: dict[str, Any] = {"selection": ctx.selection, "weights": ctx.weights}
     views: dict[str, Any] = {}
     buttons: dict[str, Any] = {}
+    # The two columns' minimum widths add up to more than an 800 px window holds, so there
+    # they stack (inputs above results) instead of squeezing both.
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=300):
+        with gr.Column(scale=1, min_width=340):
             _weights_panel(inputs, buttons, views, initial)
             _image_inputs(inputs, views, samples)
             _method_inputs(inputs, initial, ctx.options.default_device)
             with gr.Row():
                 buttons["explain"] = gr.Button("Explain", variant="primary")
                 buttons["cancel"] = gr.Button("Cancel", variant="stop")
-        with gr.Column(scale=2, min_width=300):
+        with gr.Column(scale=2, min_width=440):
             _result_views(inputs, views)
             _grid_section(inputs, views, buttons)
             _features_section(inputs, views, buttons)
