@@ -67,6 +67,8 @@ LIMITS: dict[str, Limit] = {
     "opacity": Limit("Opacity", 0.0, 1.0),
     "channels": Limit("Channels per stage", 1, 32),
 }
+FEATURE_CHANNELS = 8  # feature maps: channels shown per stage by default
+PREDICTED_CLASS = "predicted class"  # the target picker's first entry: explain the top class
 
 
 class AttributionCancelled(Exception):
@@ -373,7 +375,7 @@ def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> i
     """The class index for a target choice: "" / "predicted" -> predicted; an index; a name;
     or "index: name" as the target picker lists them."""
     if choice is None or (isinstance(choice, str) and choice.strip().lower() in ("", "predicted",
-                                                                                    "predicted class")):
+                                                                                    PREDICTED_CLASS)):
         return predicted
     if isinstance(choice, (int, float)) and not isinstance(choice, bool) and float(choice).is_integer():
         index = int(choice)
@@ -395,7 +397,7 @@ def resolve_target(choice: Any, class_names: Sequence[str], predicted: int) -> i
 
 def target_choices(class_names: Sequence[str]) -> list[str]:
     """The target picker's entries: the predicted class, then "index: name" for each class."""
-    return ["predicted class"] + [f"{i}: {name}" for i, name in enumerate(class_names)]
+    return [PREDICTED_CLASS] + [f"{i}: {name}" for i, name in enumerate(class_names)]
 
 
 # Faithfulness ----------------------------------------------------------------------------
@@ -569,7 +571,7 @@ class FeatureGrid:
                 f"strongest by mean activation: {listed}")
 
 
-def feature_map_grids(model: Any, x: Any, channels: int = 8, tile: int = 64, columns: int = 4,
+def feature_map_grids(model: Any, x: Any, channels: int = FEATURE_CHANNELS, tile: int = 64, columns: int = 4,
                       colormap: str = "viridis") -> list[FeatureGrid]:
     """For each stage, its `channels` strongest channels (mean activation) as a tile grid.
 

@@ -41,6 +41,7 @@ ATTRIBUTE_ARGUMENTS = ("image", "method", "target", *SETTING_FIELDS, "device", *
 GRID_ARGUMENTS = ("image", "mode", "methods", "compare_preset", *ATTRIBUTE_ARGUMENTS[1:])
 GRID_MODES = {"methods": "Several methods on this image", "configs": "One method on two configs"}
 DEFAULT_GRID_METHODS = ("gradcam", "saliency", "integrated_gradients")
+DEFAULT_COMPARE_PRESET = "resnet50"  # the grid's second config: ResNet-50, cardinality 1
 CANCELLED_MESSAGE = "Cancelled: the attribution was stopped. Earlier results are kept."
 # Gradients about double what a forward pass keeps (activations are saved for backward).
 BACKWARD_MEMORY_FACTOR = 2
@@ -94,7 +95,7 @@ class GridRequest:
     base: ExplainRequest
     mode: str
     methods: tuple[str, ...] = ()
-    compare_preset: str = "resnet50"
+    compare_preset: str = DEFAULT_COMPARE_PRESET
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], selection: Any, weights: Any

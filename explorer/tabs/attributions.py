@@ -31,8 +31,8 @@ from ..services.explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID
 from ..services.images import crop_preview
 from ..services.models import IMAGENET, RANDOM, UPLOAD, WeightsChoice
 from ..services.weights_choice import (KIND_LABELS, PanelValues, choose_weights, describe,
-                                       panel_applied,
-                                       imagenet_choices, network_for, no_imagenet_weights)
+                                       imagenet_choices, network_for, no_imagenet_weights,
+                                       panel_applied)
 from ..uploads import UploadedImage
 from .shared import follow_shared_device
 
@@ -314,7 +314,7 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
     inputs["method"] = ui.Dropdown([(label, key) for key, label in attribution.METHODS.items()],
                                    value=DEFAULT_SETTINGS.method, label="Method")
     inputs["target"] = gr.Dropdown(attribution.target_choices(network.class_names),
-                                   value="predicted class", label="Target class",
+                                   value=attribution.PREDICTED_CLASS, label="Target class",
                                    info="the predicted class, or any class by name",
                                    filterable=True, allow_custom_value=True)
     s = DEFAULT_SETTINGS
@@ -371,7 +371,8 @@ def _grid_section(inputs: dict, views: dict, buttons: dict) -> None:
         with gr.Row():
             inputs["mode"] = ui.Radio([(label, key) for key, label in GRID_MODES.items()],
                                       value="methods", label="Grid")
-            inputs["compare_preset"] = ui.Dropdown(list(resnext.PRESETS), value="resnet50",
+            inputs["compare_preset"] = ui.Dropdown(list(resnext.PRESETS),
+                                                   value=explanation.DEFAULT_COMPARE_PRESET,
                                                    label="Second config (configs mode)")
         inputs["methods"] = gr.CheckboxGroup(
             [(label, key) for key, label in attribution.METHODS.items()],
@@ -384,7 +385,7 @@ def _grid_section(inputs: dict, views: dict, buttons: dict) -> None:
 
 def _features_section(inputs: dict, views: dict, buttons: dict) -> None:
     with gr.Accordion("Feature maps: what each stage responds to", open=False):
-        inputs["channels"] = _slider("channels", 8)
+        inputs["channels"] = _slider("channels", attribution.FEATURE_CHANNELS)
         buttons["features_run"] = gr.Button("Show feature maps")
         views["features"] = gr.Gallery(label="Strongest channels per stage", columns=2,
                                        height="auto", object_fit="contain")
