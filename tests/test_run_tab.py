@@ -356,6 +356,10 @@ def test_run_button_adds_rows_to_the_users_table():
         selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2, [])
     assert "Median latency" in html and "2×1000" in html and "as expected" in html
     assert top5["visible"] is False
+    # The runs table's CSV: the same rows, offered once there is one.
+    assert csv_file["visible"] is True
+    lines = open(csv_file["value"], encoding="utf-8").read().strip().splitlines()
+    assert lines[0] == ",".join(views.HISTORY_COLUMNS) and lines[1].startswith(f"1,{TINY.name},")
     assert len(history) == 1 and history[0][1] == TINY.name and history[0][3] == 2
     _, _, history, _, _ = run_tab.run_selected(
         selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)
@@ -490,3 +494,18 @@ class AllocatingModel(torch.nn.Module):
         time.sleep(0.05)
         del block
         return torch.zeros(x.shape[0], 1000)
+
+
+def test_a_wide_spread_of_timings_warns_that_the_device_was_busy():
+    import dataclasses
+
+    result = runner.run(tiny_request(iterations=2))
+    steady = dataclasses.replace(result, timings=runner.Timings((0.010,) * 9 + (0.011,)))
+    busy = dataclasses.replace(result, timings=runner.Timings(
+        (0.010, 0.010, 0.011, 0.012, 0.013, 0.020, 0.030, 0.040, 0.050, 0.060)))
+    assert views.spread_warning(steady) == ""
+    ratio = busy.p90_ms / busy.p10_ms
+    assert ratio >= views.SPREAD_WARNING_RATIO
+    assert views.spread_warning(busy).startswith(f"p90 is {ratio:.1f}× p10: the device was busy")
+    assert "the device was busy" in views.result_html(busy)
+    assert "the device was busy" not in views.result_html(steady)

@@ -513,12 +513,14 @@ def _point_labels(points: list[dict], x_range: list[float], y_range: tuple[float
 
 # 4. Compare pinned configs ----------------------------------------------------------------
 
+# (key, panel title, unit): titles short enough that five panels fit side by side on an
+# 800 px page; the hover text says the rest (float32 bytes, conv + fc MACs).
 COMPARE_METRICS = (
-    ("params", "parameters", ""),
-    ("macs", "multiply-adds (MACs)", ""),
-    ("activation_bytes", "activations (float32)", "B"),
-    ("weight_bytes", "weights (float32)", "B"),
-    ("depth", "depth (layers)", ""),
+    ("params", "params", ""),
+    ("macs", "MACs", ""),
+    ("activation_bytes", "activations", "B"),
+    ("weight_bytes", "weights", "B"),
+    ("depth", "layers", ""),
 )
 COMPARE_COLUMNS = ["#", "network", "input", "stem · form · classes", "params", "GMACs",
                    "activations", "weights", "depth"]

@@ -149,7 +149,7 @@ class Sweep:
     def __init__(self) -> None:
         gr.Markdown("### How they move")
         start, stop = charts.SWEEP_DEFAULTS[DEFAULT_SWEEP]
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_classes=["rx-wrap"]):
             self.variable = ui.Dropdown(VARIABLE_CHOICES, value=DEFAULT_SWEEP, label="Sweep",
                                         scale=2, min_width=160)
             self.start = ui.Number(start, precision=0, label="From", scale=1, min_width=90)

@@ -69,7 +69,8 @@ def run_selected(selection: Selection, weights: WeightsChoice | None, device: st
                          label=f"Top-5 of image 1 of the batch ({result.weights_label})")
     else:
         top5 = gr.update(value=None, visible=False)
-    return views.result_html(result), top5, rows, rows, views.history_csv(rows)
+    return (views.result_html(result), top5, rows, rows,
+            gr.update(value=views.history_csv(rows), visible=True))
 
 
 @keep_state
@@ -125,7 +126,7 @@ def sweep_api(config_json: str, image_size: float | None, device: str, dtype: st
 
 
 def clear_history():
-    return [], [], None
+    return [], [], gr.update(value=None, visible=False)
 
 
 # Layout -----------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ class Results:
         with gr.Row():
             gr.Markdown("**Your runs** (this browser session only)")
             self.csv = gr.DownloadButton("Download (CSV)", value=None, size="sm", scale=0,
-                                         min_width=150)
+                                         min_width=150, visible=False)
             self.clear_button = gr.Button("Clear table", size="sm", scale=0, min_width=110)
         self.history = gr.State([])
         self.table = gr.Dataframe(headers=views.HISTORY_COLUMNS, interactive=False, wrap=False,
