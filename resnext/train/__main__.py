@@ -199,10 +199,13 @@ def _state_hash(model) -> str:
     return digest.hexdigest()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, handle_signals: bool = True) -> int:
+    """Run the CLI; returns the exit status. `handle_signals=False` leaves the caller's
+    SIGINT/SIGTERM handlers alone (for calling it in-process)."""
     args = parser().parse_args(argv)
     stop = StopFlag()
-    stop.install()
+    if handle_signals:
+        stop.install()
 
     import torch
     import torch.distributed as dist

@@ -1,0 +1,101 @@
+"""`python -m resnext.train` and `torchrun ... -m resnext.train`, as child processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from resnext import train
+from resnext.train.__main__ import EXIT_USAGE, HASH_DIR_ENV, _state_hash, main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = json.dumps({"cardinality": 4, "bottleneck_width": 16, "base_planes": 16,
+                   "stage_blocks": [1, 1], "stem": "cifar"})
+SMALL_DATA = ["--data", "shapes", "--image-size", "16", "--test-size", "32", "--batch-size", "32",
+              "--config", TINY, "--quiet"]
+
+
+def environment(**extra):
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
+
+
+def test_sigterm_stops_after_a_whole_epoch_and_exits_0(tmp_path):
+    folder = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resnext.train", *SMALL_DATA, "--train-size", "64",
+         "--epochs", "500", "--threads", "1", "--out", str(folder)],
+        cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (folder / "metrics.jsonl").exists():
+            time.sleep(0.2)
+        status = json.loads((folder / "status.json").read_text())
+        assert status["state"] == "running" and status["pid"] == process.pid
+        assert json.loads((folder / "progress.json").read_text())["kind"] in ("step", "epoch")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "stopped by SIGTERM" in out and "train loss" in out  # the closing table
+    status = json.loads((folder / "status.json").read_text())
+    assert status["state"] == "stopped" and status["ended_at"] and status["error"] is None
+    cfg, model, meta = train.load_run(folder)
+    assert 1 <= meta["epoch"] < 500 and meta["metrics"]["epoch"] == meta["epoch"]
+    assert len(meta["history"]) == meta["epoch"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--data", "mnist"], "--data must be shapes, shapes-shortcut, cifar10, cifar100 or folder"),
+    (["--config", "{\"cardinality\": 0}"], "cardinality must be an integer in [1, 1024], got 0"),
+    (["--data", "cifar10", "--data-root", "nowhere"], "put cifar-10-binary.tar.gz"),
+    (["--epochs", "0", "--train-size", "8"], "epochs must be an integer in [1, 10000], got 0"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, arguments, message):
+    assert main([*arguments, "--out", str(tmp_path / "run")], handle_signals=False) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_exit_status_2_from_the_command_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "resnext.train", "--data", "mnist"],
+                          cwd=tmp_path, env=environment(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --data must be") and "Traceback" not in done.stderr
+
+
+def test_torchrun_two_processes_same_weights_one_run_folder(tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    hashes = tmp_path / "hashes"
+    hashes.mkdir()
+    runs_parent = tmp_path / "runs"
+    # --standalone: a local rendezvous on a free port. Its own session, so that on a
+    # timeout the workers go too, not only torchrun.
+    process = subprocess.Popen(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "resnext.train",
+         *SMALL_DATA, "--train-size", "200", "--epochs", "1", "--threads", "1",
+         "--out", str(runs_parent / "ddp")],
+        cwd=tmp_path, env=environment(**{HASH_DIR_ENV: str(hashes)}), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 0, err[-3000:]
+    assert "terminate called" not in err
+    assert [p.name for p in runs_parent.iterdir()] == ["ddp"]
+    rank0, rank1 = (hashes / "rank0.sha256").read_text(), (hashes / "rank1.sha256").read_text()
+    assert rank0 == rank1
+    cfg, model, meta = train.load_run(runs_parent / "ddp")
+    assert _state_hash(model) == rank0  # the saved run is the model both processes hold
+    assert meta["environment"]["processes"] == 2
+    assert meta["history"][0]["train_accuracy"] * 200 == pytest.approx(
+        round(meta["history"][0]["train_accuracy"] * 200))  # counted over both shards
