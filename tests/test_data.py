@@ -206,7 +206,8 @@ def test_cifar_archive_md5_checked_then_unpacked(tmp_path, monkeypatch):
     root.mkdir()
     (root / "cifar-10-binary.tar.gz").write_bytes(archive)
     # The real MD5 is the official archive's: this small one must be refused.
-    with pytest.raises(data.DatasetFileError, match="has MD5 .* expected c32a1d4ab5d03f1284b67883e8d87530"):
+    with pytest.raises(data.DatasetFileError,
+                       match="has MD5 .* expected c32a1d4ab5d03f1284b67883e8d87530"):
         data.cifar10(root)
     assert not (root / "cifar-10-batches-bin").exists()
     patched = dataclasses.replace(data.cifar.CIFAR10, md5=hashlib.md5(archive).hexdigest())

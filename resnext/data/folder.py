@@ -49,7 +49,8 @@ def image_folder(root: str | os.PathLike[str], image_size: int = 64, test_fracti
         for path in sorted(p for p in (root / name).iterdir()
                            if p.is_file() and not p.name.startswith(".")):
             if count >= MAX_IMAGES:
-                raise ValueError(f"{root} holds more than {MAX_IMAGES} images; use a smaller folder")
+                raise ValueError(f"{root} holds more than {MAX_IMAGES} images; use a smaller "
+                                 f"folder")
             try:
                 picture = resize_and_crop(load_image(path), image_size, image_size)
             except ImageFileError as error:

@@ -123,7 +123,8 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
     canvas = canvas + 0.04 * torch.randn(n, 3, size, size, generator=generator)
 
     # Distractor: a soft blob of random colour, size and place, drawn under the shape.
-    blob_x, blob_y = torch.rand(n, 1, 1, generator=generator), torch.rand(n, 1, 1, generator=generator)
+    blob_x = torch.rand(n, 1, 1, generator=generator)
+    blob_y = torch.rand(n, 1, 1, generator=generator)
     blob_r = _uniform((n, 1, 1), 0.08, 0.2, generator)
     blob = torch.exp(-((xs - blob_x) ** 2 + (ys - blob_y) ** 2) / (2 * blob_r ** 2))
     blob_colour = torch.rand(n, 3, 1, 1, generator=generator)
