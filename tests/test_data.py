@@ -75,7 +75,7 @@ def test_shapes_shortcut_marker_tells_the_class_in_training_only():
     pair = data.shapes(n_train=600, n_test=600, seed=1, shortcut=0.8)
     assert pair.name == "shapes-shortcut" and pair.test.marker_masks is not None
     marker = pair.test.marker_masks[0]
-    assert marker[1, 1] and not marker[20, 20] and int(marker.sum()) == 9  # 3x3 at 32 px
+    assert marker[1, 1] and not marker[20, 20] and int(marker.sum()) == 25  # 5x5 at 32 px
     assert not (pair.test.masks & pair.test.marker_masks).any()
 
     def marker_matches(split):
