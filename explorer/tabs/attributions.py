@@ -128,6 +128,15 @@ def show_weight_inputs(kind: str):
 
 
 @keep_state
+def panel_of(weights: Any):
+    """The panel shows the weights in use when they change elsewhere (the Train tab's "Use
+    this run", a load): kind, and the seed or ImageNet name it has."""
+    _, weights = _state(None, weights)
+    return (weights.kind, weights.seed if weights.kind == RANDOM else gr.skip(),
+            weights.name if weights.kind == IMAGENET else gr.skip())
+
+
+@keep_state
 def weights_status(selection: Any, weights: Any, kind: str, seed: Any, imagenet_name: str):
     """What runs use now, for the network on screen, and whether the panel shows another
     choice not yet applied."""
@@ -427,8 +436,10 @@ def _wire_weights(ctx: TabContext, c: _Controls) -> None:
     status_inputs = [ctx.selection, ctx.weights, *panel]
     for control in panel:
         control.input(weights_status, status_inputs, c["weights_status"], **QUIET)
+    ctx.selection.change(weights_status, status_inputs, c["weights_status"], **QUIET)
+    ctx.weights.change(panel_of, ctx.weights, panel, **QUIET).then(
+        weights_status, status_inputs, c["weights_status"], **QUIET)
     for state in (ctx.selection, ctx.weights):
-        state.change(weights_status, status_inputs, c["weights_status"], **QUIET)
         state.change(pickers_for, c.all(["selection", "weights", "layer", "target"]),
                      c.all(["layer", "target"]), **QUIET)
         state.change(show_crop, c.all(["image", "selection", "weights"]),
