@@ -87,20 +87,31 @@ def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.G
     return torch.rand(shape, generator=generator) * (high - low) + low
 
 
-def _shape_masks(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Inside-test of each image's shape in its own unit frame (u, v of shape (n, H, W))."""
-    radius = torch.sqrt(u * u + v * v)
+def _inside(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Whether each (u, v) of a shape's own unit frame lies inside shape number `shape`."""
+    name = CLASSES[shape]
+    if name in ("disc", "ring"):
+        squared = u * u + v * v
+        inside = squared <= 1.0
+        return inside & (squared >= 0.55 ** 2) if name == "ring" else inside
     au, av = u.abs(), v.abs()
-    root3 = math.sqrt(3.0)
-    candidates = torch.stack([
-        radius <= 1.0,                                                   # disc
-        torch.maximum(au, av) <= 0.8,                                    # square
-        (v >= -0.5) & (root3 * u + v <= 1.0) & (-root3 * u + v <= 1.0),  # triangle
-        ((au <= 0.3) & (av <= 1.0)) | ((av <= 0.3) & (au <= 1.0)),       # cross
-        (radius <= 1.0) & (radius >= 0.55),                              # ring
-        (au <= 1.0) & (av <= 0.28),                                      # bar
-    ], dim=1)  # (n, classes, H, W)
-    return candidates[torch.arange(labels.shape[0]), labels]
+    if name == "square":
+        return (au <= 0.8) & (av <= 0.8)
+    if name == "triangle":  # vertices at (0, 1) and (+-sqrt(3)/2, -1/2)
+        return (v >= -0.5) & (math.sqrt(3.0) * au + v <= 1.0)
+    if name == "cross":
+        return ((au <= 0.3) & (av <= 1.0)) | ((av <= 0.3) & (au <= 1.0))
+    return (au <= 1.0) & (av <= 0.28)  # bar
+
+
+def _shape_masks(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Each image's own shape, tested only on the images of that class (u, v: (n, H, W))."""
+    masks = torch.empty(u.shape, dtype=torch.bool)
+    for shape in range(len(CLASSES)):
+        rows = (labels == shape).nonzero().squeeze(1)
+        if rows.numel():
+            masks[rows] = _inside(shape, u[rows], v[rows])
+    return masks
 
 
 def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
@@ -120,7 +131,8 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
     stripes = 0.5 + 0.5 * torch.sin(
         2 * math.pi * frequency * (xs * torch.cos(angle) + ys * torch.sin(angle)) + phase)
     canvas = colour_a + (colour_b - colour_a) * (0.35 * stripes).unsqueeze(1)
-    canvas = canvas + 0.04 * torch.randn(n, 3, size, size, generator=generator)
+    # Uniform pixel noise (std 0.04): a third of the cost of normal noise, same look.
+    canvas = canvas + 0.14 * (torch.rand(n, 3, size, size, generator=generator) - 0.5)
 
     # Distractor: a soft blob of random colour, size and place, drawn under the shape.
     blob_x = torch.rand(n, 1, 1, generator=generator)
