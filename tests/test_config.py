@@ -134,3 +134,15 @@ def test_depth_tables_are_read_only_and_merged_once():
         resnext.IMAGENET_DEPTHS[18] = (2, 2, 2, 2)  # type: ignore[index]
     assert not hasattr(ResNeXtConfig(), "num_stages")
     assert resnext.depth_of(resnext.SEED_152_BLOCKS) == 140
+
+
+def test_import_stays_torch_free_and_training_loads_on_use():
+    import subprocess
+    import sys
+
+    code = ("import sys, resnext; assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert {'data', 'train', 'DEPTHS', 'blocks_for_depth'} <= set(dir(resnext)); "
+            "resnext.train.fit; assert 'torch' in sys.modules; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "ok", done.stderr
