@@ -122,7 +122,9 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
     set_number(page, "IG steps", 512)
     set_number(page, "Internal batch size", 1)
     page.get_by_role("button", name="Explain", exact=True).click()
-    page.wait_for_timeout(1500)
+    # Out of the queue and running (IG at 512 steps, one per pass, runs for a minute).
+    expect(page.locator("#attr-overlay")).to_contain_text("processing", timeout=60_000)
+    page.wait_for_timeout(1000)
     page.get_by_role("button", name="Cancel").click()
     toast(page, "Cancelled: the attribution was stopped")
     assert overlay.get_attribute("src") == src
@@ -172,7 +174,7 @@ def test_weights_panel_uploads_and_dark_mode(browser, app_url, tmp_path):
         expect(page.locator("#attr-image img")).to_have_count(0)
 
         # Dark mode: the deletion chart has no white card and grey (not black) text.
-        page.locator("#attr-image input[type=file]").set_input_files(str(sample_images()[1]))
+        page.locator("#attr-samples img").nth(1).click()  # a sample photo
         expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
         explain(page)
         chart = page.locator("#attr-deletion .main-svg").first

@@ -137,6 +137,18 @@ def panel_of(weights: Any):
 
 
 @keep_state
+def samples_for(selection: Any, weights: Any):
+    """The sample photos of the network the weights imply (a trained run's test images)."""
+    network = network_for(*reversed(_state(selection, weights)))
+    return gr.Dataset(samples=[[str(path)] for path in network.samples])
+
+
+def use_sample(sample: Any):
+    """A clicked sample goes into the image box."""
+    return sample[0] if sample else gr.skip()
+
+
+@keep_state
 def weights_status(selection: Any, weights: Any, kind: str, seed: Any, imagenet_name: str):
     """What runs use now, for the network on screen, and whether the panel shows another
     choice not yet applied."""
@@ -265,7 +277,7 @@ def request_cancel(request: gr.Request = None) -> None:
     if CANCEL_FLAGS.cancel(session_key(request)):
         gr.Info(CANCELLED_MESSAGE)
     else:
-        gr.Info("Nothing to cancel: no attribution is running.")
+        gr.Info("No attribution was running; one waiting in the queue, if any, is dropped.")
 
 
 # Layout ------------------------------------------------------------------------------------
@@ -314,8 +326,10 @@ def _image_inputs(inputs: dict, views: dict, samples: list[str]) -> None:
     views["crop"] = gr.Image(label="What the network sees: the outlined centre crop",
                              interactive=False, height=160, elem_id="attr-crop",
                              show_label=True, buttons=[])
-    if samples:
-        gr.Examples(samples, inputs=inputs["image"], label="Sample photos (assets/samples)")
+    # The weights choice brings its samples (a trained run: its test images), so this is a
+    # Dataset the wiring refills, not fixed gr.Examples.
+    views["samples"] = gr.Dataset(components=[inputs["image"]], samples=[[p] for p in samples],
+                                  label="Sample photos", type="values", elem_id="attr-samples")
 
 
 def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> None:
@@ -445,6 +459,8 @@ def _wire_weights(ctx: TabContext, c: _Controls) -> None:
         state.change(show_crop, c.all(["image", "selection", "weights"]),
                      [c["crop"], c["image"]], **PRIVATE, show_progress="hidden",
                      trigger_mode="always_last")
+    ctx.weights.change(samples_for, [ctx.selection, ctx.weights], c["samples"], **QUIET)
+    c["samples"].click(use_sample, c["samples"], c["image"], **QUIET)
     ctx.selection.change(imagenet_list, [ctx.selection, c["imagenet_name"]],
                          c["imagenet_name"], **QUIET)
 
