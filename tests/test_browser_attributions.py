@@ -176,7 +176,11 @@ def test_weights_panel_uploads_and_dark_mode(browser, app_url, tmp_path):
         # Dark mode: the deletion chart has no white card and grey (not black) text.
         page.locator("#attr-samples img").nth(1).click()  # a sample photo
         expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
+        # ImageNet chosen but not applied: Explain says which weights it used.
+        page.get_by_label("ImageNet (torchvision)").check()
         explain(page)
+        toast(page, "The weights panel's choice is not applied: this map uses random (seed 0)")
+        expect(page.locator("#attr-summary")).to_contain_text("random (seed 0)")
         chart = page.locator("#attr-deletion .main-svg").first
         expect(chart).to_be_visible()
         assert chart.evaluate("e => getComputedStyle(e).backgroundColor") == "rgba(0, 0, 0, 0)"

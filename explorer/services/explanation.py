@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -356,9 +356,3 @@ def redraw(state: Any, display: Display) -> tuple[np.ndarray, str] | None:
                                          display.colormap, display.opacity)
     return overlay, attribution.colour_bar_html(state["map"], display)
 
-
-def outputs_in_order(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
-    """Positional endpoint values by argument name (the order is ATTRIBUTE_ARGUMENTS etc.)."""
-    if len(values) != len(names):
-        raise TypeError(f"expected {len(names)} values ({', '.join(names)}), got {len(values)}")
-    return dict(zip(names, values))
