@@ -18,3 +18,29 @@ def test_each_event_runs_one_call_at_a_time(monkeypatch, environment):
         gr.Markdown("x")
     one_event_at_a_time(demo)
     assert demo._queue.default_concurrency_limit == 1
+
+
+def test_start_up_pauses_the_cyclic_collector_and_then_cleans_up():
+    import gc
+    import weakref
+
+    from explorer.__main__ import collector_paused_for_start_up
+
+    class Node:
+        pass
+
+    assert gc.isenabled()
+    try:
+        with collector_paused_for_start_up():
+            assert not gc.isenabled()
+            cycle = Node()
+            cycle.self = cycle  # cyclic garbage: only the collector can free it
+            alive = weakref.ref(cycle)
+            del cycle
+            assert alive() is not None  # not collected while paused
+        assert gc.isenabled()
+        assert alive() is None  # freed by the collection at the end
+        assert gc.get_freeze_count() > 0  # survivors moved out of later collections
+    finally:
+        gc.unfreeze()
+        gc.enable()
