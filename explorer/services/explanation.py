@@ -165,6 +165,20 @@ class Explanation:
 
 
 @dataclass
+class _JobResult:
+    """What one job found, for the summary or the grid's row."""
+
+    explanation: Explanation
+    attribution: attribution.Attribution
+    curve: attribution.DeletionCurve
+    probability: float  # of the target class
+    target: int
+    target_name: str
+    network: Network
+    method: str  # the method's name as people read it
+
+
+@dataclass
 class GridResult:
     gallery: list[tuple[np.ndarray, str]]
     table: str  # Markdown
@@ -210,7 +224,7 @@ class _Slice:
 
 
 def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedImage],
-             progress: Progress, cancel: threading.Event | None) -> tuple[Explanation, dict]:
+             progress: Progress, cancel: threading.Event | None) -> _JobResult:
     """Memory check, model, image, then forward, attribution, deletion curve and overlay."""
     import torch
 
@@ -241,11 +255,10 @@ def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedIma
     overlay = attribution.render_overlay(prepared.shown, result.pixel_map,
                                          request.display.sign, request.display.colormap,
                                          request.display.opacity)
-    facts = dict(result=result, curve=curve, probability=probability, target=target,
-                 target_name=names[target], network=network, method=method)
     explanation = Explanation(overlay, top, "", None, "", prepared.shown, result.pixel_map,
                               request.display)
-    return explanation, facts
+    return _JobResult(explanation, result, curve, probability, target, names[target], network,
+                      method)
 
 
 def explain(request: ExplainRequest, progress: Progress | None = None,
@@ -256,23 +269,23 @@ def explain(request: ExplainRequest, progress: Progress | None = None,
     progress(0.0, desc="loading the model")
     network = request.network
     job = _Job(request.settings, request.weights, request.selection, network.config.name)
-    explanation, facts = _run_job(job, request, {}, progress, cancel)
-    result = facts["result"]
-    explanation.summary = _summary(request, facts, time.perf_counter() - start)
-    explanation.figure = attribution.deletion_figure([(facts["method"], facts["curve"])])
-    explanation.map_path = save_map(result.values, request.settings.method)
+    found = _run_job(job, request, {}, progress, cancel)
+    explanation = found.explanation
+    explanation.summary = _summary(request, found, time.perf_counter() - start)
+    explanation.figure = attribution.deletion_figure([(found.method, found.curve)])
+    explanation.map_path = save_map(found.attribution.values, request.settings.method)
     return explanation
 
 
-def _summary(request: ExplainRequest, facts: dict, elapsed: float) -> str:
-    result, network = facts["result"], facts["network"]
+def _summary(request: ExplainRequest, found: _JobResult, elapsed: float) -> str:
+    result, network = found.attribution, found.network
     side = network.image_size
-    lines = [f"**{facts['method']}** for **{html.escape(facts['target_name'])}** "
-             f"(class {facts['target']}, p = {facts['probability']:.3g}) · "
+    lines = [f"**{found.method}** for **{html.escape(found.target_name)}** "
+             f"(class {found.target}, p = {found.probability:.3g}) · "
              f"{html.escape(network.config.name)}, {html.escape(request.weights.label)}",
              f"- The map covers the {side}×{side} centre crop the network sees (outlined on "
              f"the photo below the image box), not the whole photo.",
-             f"- Faithfulness: deletion-curve AUC **{facts['curve'].auc:.3g}** "
+             f"- Faithfulness: deletion-curve AUC **{found.curve.auc:.3g}** "
              f"(probability of the target as the most attributed pixels are removed; lower = "
              f"the map found what the model uses)"]
     if result.convergence_delta is not None:
@@ -311,16 +324,15 @@ def explain_grid(grid: GridRequest, progress: Progress | None = None,
         def stage(fraction: float, desc: str = "", _index: int = index) -> None:
             progress((_index + fraction) / len(jobs), desc=desc)
 
-        explanation, facts = _run_job(job, grid.base, images, stage, cancel)
-        explanations.append(explanation)
-        result, curve = facts["result"], facts["curve"]
-        name = facts["target_name"]
-        gallery.append((explanation.overlay,
-                        f"{job.label}: {facts['method']} · {name} · AUC {curve.auc:.3g}"))
-        curves.append((job.label if grid.mode == "configs" else facts["method"], curve))
+        found = _run_job(job, grid.base, images, stage, cancel)
+        explanations.append(found.explanation)
+        result, curve, name = found.attribution, found.curve, found.target_name
+        gallery.append((found.explanation.overlay,
+                        f"{job.label}: {found.method} · {name} · AUC {curve.auc:.3g}"))
+        curves.append((job.label if grid.mode == "configs" else found.method, curve))
         delta = "" if result.convergence_delta is None else f"{result.convergence_delta:+.1e}"
-        rows.append(f"| {html.escape(job.label)} | {facts['method']} | {html.escape(name)} "
-                    f"({facts['probability']:.3g}) | {curve.auc:.3g} | {delta} | "
+        rows.append(f"| {html.escape(job.label)} | {found.method} | {html.escape(name)} "
+                    f"({found.probability:.3g}) | {curve.auc:.3g} | {delta} | "
                     f"{result.seconds:.2f} s |")
     table = ("| model | method | target (p) | deletion AUC | convergence δ | time |\n"
              "|---|---|---|---|---|---|\n" + "\n".join(rows)
