@@ -133,7 +133,7 @@ def _load(archive: CifarArchive, root: Path, download: bool, labels: str) -> Dat
         raise DatasetFileError(f"{folder} holds no training or no test records")
     mean, std = channel_stats(train.images)
     name = archive.name
-    spec: dict = {"name": name, "image_size": SIDE, "root": str(root)}
+    spec: dict = {"name": name, "image_size": SIDE, "root": str(root.resolve())}
     if archive.name == "cifar100":
         spec["labels"] = labels
     return DatasetPair(name, train, test, classes, mean, std, SIDE, spec)

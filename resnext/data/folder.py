@@ -79,7 +79,7 @@ def image_folder(root: str | os.PathLike[str], image_size: int = 64, test_fracti
     train = _stack(train_items)
     test = _stack(test_items)
     mean, std = channel_stats(train.images)
-    spec = {"name": "folder", "root": str(root), "image_size": image_size,
+    spec = {"name": "folder", "root": str(root.resolve()), "image_size": image_size,
             "test_fraction": float(test_fraction), "seed": seed}
     return DatasetPair("folder", train, test, tuple(classes), mean, std, image_size, spec)
 
