@@ -23,7 +23,7 @@ def test_choose_preset_run_and_see_the_result_and_the_table(page):
     page.get_by_role("option", name="resnet50", exact=True).click()
     expect(page.locator(".rx-cards")).to_contain_text("25,557,032", timeout=20_000)
 
-    page.get_by_role("tab", name="Run").click()
+    page.get_by_role("tab", name="Run", exact=True).click()
     results = page.locator("#run-results")
     table = page.locator("#run-table")
     expect(results).not_to_contain_text("Median latency")  # nothing measured yet
