@@ -196,10 +196,11 @@ def _raw_call(app_url: str, endpoint: str, data: str) -> dict:
 
 
 def test_nan_straight_to_a_slider(app_url, client):
-    body = '{"data": [NaN, 4, "3, 4, 6, 3", "imagenet", "c", false, 1000, 224, false, "resnet50"]}'
+    body = ('{"data": [NaN, 4, "3, 4, 6, 3", "imagenet", "c", false, 1000, 224, false, '
+            '"resnet50", 64]}')
     stream = _raw_call(app_url, "analyze", body)["stream"]
     assert "event: error" in stream
-    assert "Cardinality C: expected a number in [1, 128], got nan" in stream
+    assert "Cardinality C: expected a number in [1, 1024], got nan" in stream
     still_serving(client)
 
 

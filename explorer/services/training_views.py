@@ -150,15 +150,18 @@ _REPORTS: OrderedDict[tuple, RunReport] = OrderedDict()
 _REPORTS_LOCK = threading.Lock()
 
 
-def run_report(run_dir: Path, batch_size: int = 256) -> RunReport:
+def run_report(run_dir: Path) -> RunReport:
     """Load a run (safetensors), rebuild its test split, and predict every test image.
 
-    Cached per (folder, saved epoch): a finished run is measured once.
+    Batched as the engine's own evaluation (its batch size: a CPU convolution's rounding
+    depends on it, and a barely trained network's near-tied logits can flip), so the
+    accuracy is the one the run reported. Cached per (folder, saved epoch).
     """
     import torch
 
     from resnext import data as datasets
     from resnext.train import load_run
+    from resnext.train.engine import EVAL_BATCH as batch_size
 
     model_file = run_dir / "model.safetensors"
     if not model_file.is_file():
@@ -178,8 +181,9 @@ def run_report(run_dir: Path, batch_size: int = 256) -> RunReport:
         for start in range(0, len(test), batch_size):
             images = test.images[start:start + batch_size]
             x = (images.float() / 255 if images.dtype == torch.uint8 else images.float())
-            probabilities = model((x - mean) / std).softmax(dim=1)
-            top, predicted = probabilities.max(dim=1)
+            logits = model((x - mean) / std)
+            predicted = logits.argmax(dim=1)
+            top = logits.softmax(dim=1).gather(1, predicted[:, None])[:, 0]
             predictions.append(predicted.numpy())
             confidence.append(top.numpy())
             labels.append(test.labels[start:start + batch_size].numpy())
