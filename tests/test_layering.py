@@ -1,0 +1,57 @@
+"""The project's rooms: the library knows nothing of the app, services nothing of tabs, and
+tabs only lay out and wire (no torch, Captum, numpy or PIL work in them)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (top level or inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names.add(base)
+            names.update(f"{base}.{alias.name}" if node.module else f"{base}{alias.name}"
+                         for alias in node.names)
+    return names
+
+
+def files(folder: str) -> list[Path]:
+    found = sorted((ROOT / folder).rglob("*.py"))
+    assert found, folder
+    return found
+
+
+@pytest.mark.parametrize("path", files("explorer/tabs"), ids=lambda p: p.name)
+def test_tabs_do_no_tensor_work(path):
+    heavy = {name for name in imported_modules(path)
+             if name.split(".")[0] in {"torch", "captum", "numpy", "PIL", "torchinfo"}}
+    assert heavy == set(), f"{path.name} imports {sorted(heavy)}: move that work to a service"
+
+
+@pytest.mark.parametrize("path", files("explorer/services"), ids=lambda p: p.name)
+def test_services_never_import_tabs(path):
+    tabs = {name for name in imported_modules(path)
+            if name.startswith(("..tabs", "explorer.tabs", ".tabs"))}
+    assert tabs == set(), f"{path.name} imports {sorted(tabs)}"
+
+
+@pytest.mark.parametrize("path", files("resnext"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_library_knows_nothing_of_the_app(path):
+    app = {name for name in imported_modules(path)
+           if name.split(".")[0] in {"explorer", "gradio", "plotly"}}
+    assert app == set(), f"{path.name} imports {sorted(app)}"
+
+
+def test_the_check_sees_an_import_inside_a_function(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n    import torch.nn as nn\n    from PIL import Image\n")
+    assert {"torch.nn", "PIL", "PIL.Image"} <= imported_modules(sample)
