@@ -8,7 +8,7 @@ from .context import AppOptions, TabContext
 from .selection import default_selection
 from .services.models import WeightsChoice
 from .services.training_jobs import TrainingManager
-from .tabs import architecture, attributions, complexity, run, train
+from .tabs import architecture, attributions, complexity, evaluate, run, train
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
 INTRO = (
@@ -48,6 +48,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 train.build(ctx, train_tab)
             with gr.Tab("Attributions", id="attributions"):
                 attributions.build(ctx)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate.build(ctx)
         ping_button = gr.Button(visible=False)
         # Queued like every real endpoint, so it measures the same path minus the work.
         ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping")
