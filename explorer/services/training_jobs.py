@@ -91,16 +91,18 @@ class RunRecord:
 
     def row(self) -> list[Any]:
         accuracy = "–" if self.test_accuracy is None else f"{100 * self.test_accuracy:.1f} %"
-        return [self.run_id, self.network, self.dataset, f"{self.epochs_done}/{self.epochs}",
-                accuracy, f"{self.seconds:,.0f} s", self.device,
-                self.started_at.replace("T", " ").rstrip("Z"), self.state]
+        return [self.run_id, self.state, self.network, self.dataset,
+                f"{self.epochs_done}/{self.epochs}", accuracy, f"{self.seconds:,.0f} s",
+                self.device, self.started_at.replace("T", " ").rstrip("Z")]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
-RUN_COLUMNS = ["run", "network", "dataset", "epochs", "test accuracy", "time", "device",
-               "started (UTC)", "state"]
+# The state comes second: it is what a person scans the table for, and a narrow page hides
+# the last columns first.
+RUN_COLUMNS = ["run", "state", "network", "dataset", "epochs", "test accuracy", "time",
+               "device", "started (UTC)"]
 
 
 def read_run(run_dir: Path) -> RunRecord | None:
