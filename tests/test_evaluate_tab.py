@@ -100,7 +100,7 @@ def test_the_tabs_table_is_evaluate_on_the_run(ctx, runs_dir):
     metrics = ["energy", "pointing", "deletion_auc", "insertion_auc"]  # no marker on shapes
     assert table["headers"][1:5] == [ev.METRIC_LABELS[m] for m in metrics]
     assert [row[0] for row in table["data"]] == [ev.ROW_LABELS[m] for m in METHODS] + [
-        "random map (reference)"]
+        service.REFERENCE_ROW]
     for row, want in zip(table["data"], expected.rows):
         assert row[1:5] == [round(want[m], 3) for m in metrics]
     random_row = table["data"][-1]
@@ -128,13 +128,14 @@ def test_best_and_worst_images_follow_the_metric(evaluation):
     best, worst = service.examples(evaluation, "gradcam", "energy", 3)
     energy = evaluation.result.scores("gradcam").energy
     order = np.argsort(-energy, kind="stable")
-    assert [float(caption.split(" · ")[2]) for _, caption in best] == pytest.approx(
+    assert [float(caption.split(" · ")[0]) for _, caption in best] == pytest.approx(
         np.round(energy[order[:3]], 3), abs=1e-3)
-    assert [float(caption.split(" · ")[2]) for _, caption in worst] == pytest.approx(
+    assert [float(caption.split(" · ")[0]) for _, caption in worst] == pytest.approx(
         np.round(energy[order[::-1][:3]], 3), abs=1e-3)
     image, caption = best[0]
     assert image.shape == (128, 128, 3) and image.dtype == np.uint8
-    assert caption.startswith(f"best 1 · test #{int(order[0])}")
+    label = evaluation.classes[int(evaluation.result.labels[order[0]])]
+    assert caption.split(" · ")[1].startswith(label)
     assert (image == service.OBJECT_COLOUR).all(axis=-1).any()  # the object is outlined
     # A clicked table row picks its method; the reference row picks none.
     assert service.method_of_row(evaluation, 1) == "gradcam"

@@ -25,6 +25,7 @@ from . import evaluation as ev
 from .attribution import render_overlay
 from .cancellation import CancelFlags
 from .downloads import write_download
+from .plots import TEXT_GREY
 from .training import draw_outline, enlarge, to_uint8
 from .training_jobs import MODEL_FILE, read_run
 
@@ -56,6 +57,8 @@ STOPPED_NOTE = "Stopped: the methods finished before Stop are shown."
 OBJECT_COLOUR = (255, 255, 0)  # yellow, as the Train tab's preview outlines objects
 MARKER_COLOUR = (0, 255, 255)  # cyan: the shortcut marker
 EXAMPLE_SIDE = 128  # px: 32-px test images enlarged for the gallery
+REFERENCE_COLOUR = "#f97316"  # the random-map line: orange reads on light and dark pages
+REFERENCE_ROW = "reference: a map without information"
 
 # Per-session stop flags of evaluations and sanity checks (the Stop button sets them; the
 # work checks them between chunks and returns what it finished).
@@ -283,7 +286,7 @@ def table_rows(result: ev.EvaluationResult) -> list[list[Any]]:
     metrics = shown_metrics(result)
     rows = [[row["label"]] + [_rounded(row.get(m)) for m in metrics] + [_rounded(row["seconds"], 2)]
             for row in result.rows]
-    rows.append(["random map (reference)"] + [_rounded(result.random_line(m)) for m in metrics]
+    rows.append([REFERENCE_ROW] + [_rounded(result.random_line(m)) for m in metrics]
                 + [None])
     return rows
 
@@ -296,18 +299,30 @@ def summary(evaluation: Evaluation) -> str:
              f"accuracy on them {result.accuracy:.1%}; {result.seconds:.1f} s."]
     if not result.complete:
         lines.append(f"**{STOPPED_NOTE}** ({done} method{'s' if done != 1 else ''}).")
-    lines.append("Energy: the share of positive attribution inside the object; pointing: "
-                 "whether the map's maximum is on it; deletion AUC: the class score as the "
-                 "most attributed pixels are removed (lower is better); insertion AUC: as "
-                 "they are added to a blurred image. The last row is a map without "
-                 "information (the object's share of the image; the random-map run for "
-                 "the AUCs).")
+    lines.append("The last row is what a map without information scores: the object's "
+                 "share of the image for energy and pointing, the random-map run (when "
+                 "chosen) for the AUCs.")
     return "\n\n".join(lines)
+
+
+def _fit_for_a_column(figure: Any, metric: str, line: float | None) -> Any:
+    """`metric_figure` for a half-width column, readable on light and dark pages: a short
+    title with the random map's value under it (not over the bars), the dashed line and
+    error bars in colours that show on both backgrounds."""
+    subtitle = ("" if line is None else
+                f"<br><sup>dashed: a random map, {line:.3f}</sup>")
+    figure.update_layout(title={"text": ev.METRIC_LABELS[metric] + subtitle}, margin={"t": 64})
+    figure.layout.annotations = ()
+    for shape in figure.layout.shapes or ():
+        shape.line.color = REFERENCE_COLOUR
+    figure.update_traces(error_y={"color": TEXT_GREY})
+    return figure
 
 
 def metric_figures(result: ev.EvaluationResult) -> dict[str, Any]:
     """metric -> figure (None for the marker share on a split without a marker)."""
-    return {m: (ev.metric_figure(result, m) if m in shown_metrics(result) else None)
+    return {m: (_fit_for_a_column(ev.metric_figure(result, m), m, result.random_line(m))
+                if m in shown_metrics(result) else None)
             for m in ev.METRICS}
 
 
@@ -347,7 +362,7 @@ def examples(evaluation: Evaluation | None, method: Any, metric: Any, k: Any
     picked = result.best_worst(method, metric, k)
     position = {int(index): i for i, index in enumerate(result.indices)}
 
-    def tile(index: int, rank: str) -> tuple[np.ndarray, str]:
+    def tile(index: int) -> tuple[np.ndarray, str]:
         i = position[index]
         image = render_overlay(evaluation.images[i], scores.maps[i], "positive", "inferno", 0.6)
         image = enlarge(image, EXAMPLE_SIDE)
@@ -359,11 +374,10 @@ def examples(evaluation: Evaluation | None, method: Any, metric: Any, k: Any
             image = draw_outline(image, marker, MARKER_COLOUR)
         label = evaluation.classes[int(result.labels[i])]
         predicted = evaluation.classes[int(result.predictions[i])]
-        return image, (f"{rank} · test #{index} · {values[i]:.3f} · {label}"
-                       + ("" if label == predicted else f" → {predicted}"))
+        # Short: four captions share a half-width row.
+        return image, f"{values[i]:.3f} · {label}" + ("" if label == predicted else f"→{predicted}")
 
-    return ([tile(index, f"best {n + 1}") for n, index in enumerate(picked["best"])],
-            [tile(index, f"worst {n + 1}") for n, index in enumerate(picked["worst"])])
+    return ([tile(index) for index in picked["best"]], [tile(index) for index in picked["worst"]])
 
 
 # Compare runs -------------------------------------------------------------------------------
@@ -446,6 +460,13 @@ def compare_runs(runs_dir: Path, run_ids: Any, methods: Any, n_images: Any, targ
         if not reused.result.complete:
             break
     return comparison
+
+
+def compare_chart(comparison: Comparison, metric: Any) -> Any:
+    """`compare_figure` of the runs by a metric (the first one shown if `metric` is not)."""
+    metric = metric if metric in comparison.metrics() else comparison.metrics()[0]
+    figure = ev.compare_figure(comparison.results(), metric)
+    return figure.update_traces(error_y={"color": TEXT_GREY})
 
 
 def compare_note(comparison: Comparison) -> str:

@@ -113,7 +113,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
                 f"high while the weights are destroyed does not depend on them.")
         if not result.complete:
             note += f" **{service.STOPPED_NOTE}**"
-        return result, ev.sanity_figure(result, measure), note
+        return result, gr.update(value=ev.sanity_figure(result, measure), visible=True), note
 
     @keep_state
     def sanity_measure(result: Any, measure: Any):
@@ -126,15 +126,13 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
             comparison = service.compare_runs(runs_dir, run_ids, methods, n_images, target,
                                               reuse=[current], progress=_progress_of(progress),
                                               stop_flag=flag)
-        metric = metric if metric in comparison.metrics() else "energy"
         return (comparison, {"headers": comparison.headers(), "data": comparison.rows()},
-                ev.compare_figure(comparison.results(), metric), service.compare_note(comparison))
+                gr.update(value=service.compare_chart(comparison, metric), visible=True),
+                service.compare_note(comparison))
 
     @keep_state
     def compare_metric(comparison: Any, metric: Any):
-        if comparison is None or metric not in comparison.metrics():
-            return gr.skip()
-        return ev.compare_figure(comparison.results(), metric)
+        return gr.skip() if comparison is None else service.compare_chart(comparison, metric)
 
     def reload():
         runs = service.evaluable_runs(ctx.training)
@@ -174,11 +172,11 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
 
 class Settings:
     def __init__(self) -> None:
-        with gr.Row(equal_height=True):
-            self.run = ui.Dropdown([], value=None, label="Run", scale=4, min_width=200,
-                                   info="finished or stopped runs on shapes / shapes-shortcut")
-            self.refresh = gr.Button("Refresh", size="sm", scale=1, min_width=90)
-        self.run_note = gr.Markdown(elem_id="eval-run-note")
+        self.run = ui.Dropdown([], value=None, label="Run",
+                               info="finished or stopped runs on shapes / shapes-shortcut")
+        with gr.Row(equal_height=False):
+            self.run_note = gr.Markdown(elem_id="eval-run-note")
+            self.refresh = gr.Button("Refresh the list", size="sm", scale=0, min_width=130)
         self.methods = gr.CheckboxGroup(service.METHOD_CHOICES, value=service.DEFAULT_METHODS,
                                         label="Methods",
                                         info="Integrated Gradients once per baseline; the "
@@ -212,9 +210,10 @@ class Results:
             with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
                 for metric in pair:
                     with gr.Column(scale=1, min_width=320):
+                        # Shown with the first result (the marker share: on shortcut runs).
                         self.plots[metric] = gr.Plot(show_label=False,
                                                      elem_id=f"eval-plot-{metric}",
-                                                     visible=metric != "marker_share")
+                                                     visible=False)
 
 
 class Examples:
@@ -231,11 +230,11 @@ class Examples:
                                label=service.EXAMPLES_LABEL, scale=1, min_width=120)
         with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
             with gr.Column(scale=1, min_width=300):
-                self.best = gr.Gallery(label="Best", columns=4, height="auto",
+                self.best = gr.Gallery(label="Best", columns=4, height=200,
                                        object_fit="contain", allow_preview=False,
                                        elem_id="eval-best")
             with gr.Column(scale=1, min_width=300):
-                self.worst = gr.Gallery(label="Worst", columns=4, height="auto",
+                self.worst = gr.Gallery(label="Worst", columns=4, height=200,
                                         object_fit="contain", allow_preview=False,
                                         elem_id="eval-worst")
 
@@ -255,9 +254,10 @@ class Sanity:
                                       label=service.SANITY_IMAGES_LABEL, scale=1, min_width=140)
             self.measure = ui.Radio(service.MEASURE_CHOICES, value="spearman",
                                     label="Similarity", scale=2, min_width=260)
-            self.run = gr.Button("Sanity check", scale=1, min_width=140)
+        with gr.Row():
+            self.run = gr.Button("Sanity check", scale=0, min_width=180)
         self.note = gr.Markdown(elem_id="eval-sanity-note")
-        self.plot = gr.Plot(show_label=False, elem_id="eval-sanity")
+        self.plot = gr.Plot(show_label=False, elem_id="eval-sanity", visible=False)
 
 
 class Compare:
@@ -271,12 +271,13 @@ class Compare:
                                     scale=3, min_width=240)
             self.metric = ui.Dropdown(service.METRIC_CHOICES, value="energy",
                                       label="Chart metric", scale=2, min_width=200)
-            self.run = gr.Button("Compare", scale=1, min_width=120)
+        with gr.Row():
+            self.run = gr.Button("Compare", scale=0, min_width=180)
         self.note = gr.Markdown(elem_id="eval-compare-note")
         self.table = gr.Dataframe(headers=service.COMPARE_HEADERS_FIXED, interactive=False,
                                   wrap=True, elem_id="eval-compare-table",
                                   elem_classes=["rx-table"])
-        self.plot = gr.Plot(show_label=False, elem_id="eval-compare-plot")
+        self.plot = gr.Plot(show_label=False, elem_id="eval-compare-plot", visible=False)
 
 
 def build(ctx: TabContext) -> None:
