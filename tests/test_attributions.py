@@ -14,7 +14,7 @@ import resnext
 from conftest import randomize_batchnorm
 from explorer.selection import Selection
 from explorer.services import attribution as service
-from explorer.services.images import prepare_image, sample_images
+from explorer.services.images import Preprocessing, prepare_image, sample_images
 from explorer.services.models import MODEL_CACHE, WeightsChoice
 from explorer.services import explanation
 from explorer.services.explanation import ATTRIBUTE_ARGUMENTS, ExplainRequest
@@ -246,8 +246,14 @@ def test_feature_map_grids_one_per_stage():
 def test_sample_images_load():
     paths = sample_images()
     assert len(paths) >= 3
-    prepared = prepare_image(str(paths[0]), "resnext50_32x4d.IMAGENET1K_V2", 224)
+    prepared = prepare_image(str(paths[0]), Preprocessing.imagenet("resnext50_32x4d.IMAGENET1K_V2", 224))
     assert prepared.shown.shape == (224, 224, 3) and prepared.tensor.shape == (1, 3, 224, 224)
+    # The same tensor as the library's preprocess (torchvision's eval transform).
+    torch.testing.assert_close(prepared.tensor, resnext.preprocess(str(paths[0])))
+    assert prepared.cut and prepared.mask is None
+    from resnext.imaging import IMAGENET_MEAN, IMAGENET_STD
+
+    assert (Preprocessing(1, 1).mean, Preprocessing(1, 1).std) == (IMAGENET_MEAN, IMAGENET_STD)
 
 
 # The weights panel ---------------------------------------------------------------------
@@ -441,7 +447,7 @@ def test_crop_box_is_the_region_the_network_sees(tmp_path):
     assert np.abs(seen - reference).mean() < 3  # the same strip of the gradient
     path = tmp_path / "wide.png"
     photo.save(path)
-    preview = crop_preview(str(path), None, 64)
+    preview = crop_preview(str(path), Preprocessing.imagenet(None, 64))
     assert preview.shape == (120, 300, 3)
     assert preview[60, 5].sum() < np.asarray(photo)[60, 5].sum()  # outside: dimmed
     assert tuple(preview[60, round(left)]) == (255, 200, 0)  # the outline
@@ -490,7 +496,7 @@ def test_api_attribute_gradcam(session):
         handle_file(str(sample_images()[0])), "gradcam", "predicted class", 8, "black", 4, 4,
         0.15, "saliency", 8, 8, "layer4", "cpu", "positive", "inferno", 0.6,
         api_name="/attribute")
-    assert Image.open(overlay).size == (48, 48)
+    assert Image.open(overlay).size == (144, 144)  # 48 px enlarged 3× (to 128 px or more)
     assert len(top5["confidences"]) == 5
     assert "Grad-CAM" in summary and "deletion-curve AUC" in summary and "Untrained" in summary
     assert np.load(raw_map).shape == (1, 48, 48)
@@ -548,3 +554,183 @@ def test_api_range_errors_name_the_control(session, position, value, message):
     with pytest.raises(AppError) as info:
         session.predict(*arguments, api_name="/attribute")
     assert message in str(info.value)
+
+
+# Drawing without matplotlib at start-up ---------------------------------------------------
+
+def test_colour_bar_stops_are_matplotlibs():
+    import matplotlib
+
+    assert set(service.COLOUR_STOPS) == set(service.COLORMAPS)
+    for name, stops in service.COLOUR_STOPS.items():
+        expected = np.array([matplotlib.colormaps[name](k / 10)[:3] for k in range(11)]) * 255
+        assert np.abs(np.array(stops) - expected).max() <= 0.5, name
+
+
+def test_building_the_colour_bar_imports_no_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys; from explorer.services import attribution as a; "
+            "a.colour_bar_html(None, a.Display()); a.colour_bar_html(None, a.Display('all', 'RdBu_r')); "
+            "print('matplotlib' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert done.stdout.strip() == "False"
+
+
+# The object's outline and the share of the map inside it ----------------------------------
+
+def test_object_share_and_outline_known_answers():
+    from explorer.services.training import outline
+
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:5, 3:7] = True  # 12 of 64 pixels
+    assert explanation.object_share(mask.astype(float), mask) == (1.0, 12 / 64)
+    line = explanation.object_line(mask.astype(float), mask)
+    assert "**100 %** of the positive attribution" in line and "19 % of the image" in line
+    spill = mask.astype(float)
+    spill[0, 0] = 4.0  # 12 inside, 4 outside
+    assert explanation.object_share(spill, mask)[0] == pytest.approx(12 / 16)
+    against = np.where(mask, 1.0, -5.0)  # evidence against the class is not "energy"
+    assert explanation.object_share(against, mask)[0] == 1.0
+    assert "**0 %**" in explanation.object_line(np.where(mask, 0.0, 1.0), mask)
+    # Drawn: 8 px enlarged 16× to 128 px; cyan exactly on the enlarged mask's boundary.
+    image = np.full((8, 8, 3), 90, dtype=np.uint8)
+    display = service.Display("positive", "inferno", 0.5)
+    plain = service.overlay_view(image, spill, display)
+    drawn = service.overlay_view(image, spill, display, mask)
+    assert drawn.shape == plain.shape == (128, 128, 3)
+    boundary = outline(mask.repeat(16, 0).repeat(16, 1))
+    assert (drawn[boundary] == service.OUTLINE_COLOUR).all()
+    assert np.array_equal(drawn[~boundary], plain[~boundary])
+    assert np.array_equal(plain[::16, ::16], service.render_overlay(image, spill, *display.__dict__.values()))
+    assert service.overlay_view(np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224)),
+                                display).shape == (224, 224, 3)
+
+
+# A trained run: its own preprocessing, classes, test images and object masks ---------------
+
+RUN_CONFIG = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
+                                   stage_blocks=(1, 1), stem="cifar", num_classes=6)
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    from resnext import data, train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    pair = data.shapes(n_train=256, n_test=64, image_size=16)
+    train.fit(RUN_CONFIG, pair, epochs=1, batch_size=64, out_dir=run_dir)
+    return run_dir, pair
+
+
+def _run_request(run_dir, image, **changes):
+    from explorer.services.weights_choice import run_weights
+
+    weights, selection = run_weights(run_dir)
+    values = {**EXPLAIN_VALUES, "image": str(image), "method": "saliency", "sign": "positive",
+              **changes}
+    return ExplainRequest.from_values(values, selection, weights)
+
+
+def test_a_run_sees_its_test_image_as_it_was_trained(shapes_run):
+    from safetensors.torch import load_file
+
+    from explorer.services.weights_choice import network_for, run_weights
+
+    run_dir, pair = shapes_run
+    weights, selection = run_weights(run_dir)
+    network = network_for(weights, selection)
+    assert network.class_names == pair.classes and len(network.samples) == 12
+    # The reference: the run's saved weights and its first test image normalised by the
+    # training set's mean and std, as resnext.train.engine feeds the network.
+    model = resnext.build_model(RUN_CONFIG).eval()
+    model.load_state_dict(load_file(str(run_dir / "model.safetensors")))
+    mean = torch.tensor(pair.mean).view(1, 3, 1, 1)
+    std = torch.tensor(pair.std).view(1, 3, 1, 1)
+    x = (pair.test.images[:1].float() / 255 - mean) / std
+    with torch.no_grad():
+        probabilities = torch.softmax(model(x), dim=1)[0]
+    result = explanation.explain(_run_request(run_dir, network.samples[0]))
+    assert result.top[0][0] == int(probabilities.argmax())
+    for index, name, probability in result.top:
+        assert name == pair.classes[index]
+        assert probability == pytest.approx(float(probabilities[index]), rel=1e-4, abs=1e-6)
+    assert np.array_equal(result.shown, pair.test.images[0].permute(1, 2, 0).numpy())
+    assert "whole image" in result.summary and "centre crop" not in result.summary
+    # "Black" is a black pixel under the run's statistics, not ImageNet's.
+    black = service.make_baseline(x, "black", mean=pair.mean, std=pair.std)
+    torch.testing.assert_close(black, ((0 - mean) / std).expand_as(x))
+
+
+def test_an_upload_of_another_size_is_resized_to_the_runs(shapes_run, tmp_path):
+    from PIL import Image
+
+    from explorer.services.weights_choice import network_for, run_weights
+
+    run_dir, pair = shapes_run
+    network = network_for(*run_weights(run_dir))
+    prep = network.preprocessing
+    assert (prep.resize_size, prep.crop_size) == (16, 16)
+    image = pair.test.images[1].permute(1, 2, 0).numpy()
+    square = tmp_path / "big.png"
+    Image.fromarray(image.repeat(4, 0).repeat(4, 1)).save(square)
+    prepared = prepare_image(str(square), prep, network.samples)
+    assert prepared.shown.shape == (16, 16, 3) and not prepared.cut and prepared.mask is None
+    # Resized to the run's 16 px as a whole (bilinear, as resnext.imaging resizes).
+    resized = np.asarray(Image.open(square).resize((16, 16), Image.BILINEAR))
+    assert np.array_equal(prepared.shown, resized)
+    expected = (prepared.shown / 255 - np.array(pair.mean)) / np.array(pair.std)
+    np.testing.assert_allclose(prepared.tensor[0].numpy().transpose(1, 2, 0), expected,
+                               atol=1e-5)
+    wide = tmp_path / "wide.png"
+    Image.fromarray(np.concatenate([image, image], axis=1)).save(wide)
+    assert prepare_image(str(wide), prep).cut  # a 32×16 photo loses its sides
+
+
+def test_a_runs_sample_gets_its_object_outline_and_share(shapes_run, tmp_path):
+    import re
+    import shutil
+
+    from PIL import Image
+
+    from explorer.services.training import outline
+    from explorer.services.weights_choice import network_for, run_weights
+
+    run_dir, pair = shapes_run
+    sample = network_for(*run_weights(run_dir)).samples[2]
+    # Gradio hands the tab a copy under another name: the sample is known by its pixels.
+    copy = tmp_path / "upload.png"
+    shutil.copy(sample, copy)
+    result = explanation.explain(_run_request(run_dir, copy))
+    mask = pair.test.masks[2].numpy()
+    assert np.array_equal(result.mask, mask)
+    pixel_map = np.load(result.map_path).sum(axis=0)
+    from explorer.services.eval_metrics import energy_in_mask
+
+    share = float(energy_in_mask(pixel_map[None], mask[None])[0])
+    shown = re.search(r"\*\*(\d+) %\*\* of the positive attribution", result.summary).group(1)
+    assert int(shown) == round(100 * share)
+    boundary = outline(mask.repeat(8, 0).repeat(8, 1))  # 16 px shown at 128
+    assert result.overlay.shape == (128, 128, 3)
+    assert (result.overlay[boundary] == service.OUTLINE_COLOUR).all()
+    # Redrawn with another colour map: the outline stays.
+    redrawn, _ = explanation.redraw(result.redraw_state, service.Display("absolute", "viridis", 0.7))
+    assert (redrawn[boundary] == service.OUTLINE_COLOUR).all()
+    # One pixel changed: not the run's image, so nothing drawn and nothing claimed.
+    pixels = np.asarray(Image.open(sample)).copy()
+    pixels[0, 0] = 255 - pixels[0, 0]
+    other = tmp_path / "other.png"
+    Image.fromarray(pixels).save(other)
+    plain = explanation.explain(_run_request(run_dir, other))
+    assert plain.mask is None and "positive attribution lies inside" not in plain.summary
+    assert not (plain.overlay == service.OUTLINE_COLOUR).all(axis=-1).any()
+
+
+def test_grid_compares_a_run_with_a_random_preset(shapes_run):
+    from explorer.services.weights_choice import run_weights, weights_for_preset
+
+    weights, _ = run_weights(shapes_run[0])
+    other, note = weights_for_preset(weights, "resnet50")
+    assert other == WeightsChoice() and "fit its own network only" in note

@@ -70,7 +70,8 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
 
     overlay = page.locator("#attr-overlay img")
     expect(overlay).to_be_visible()
-    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 64)
+    # 64 px is enlarged 2× without smoothing (overlays under 128 px are); 224 px as it is.
+    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 128)
     # Top-5: five rows, each with a percentage an untrained network's near-ties can be
     # compared by (two significant figures or more), never a bare "0 %".
     rows = page.locator("#attr-top5 .rx-top-row")

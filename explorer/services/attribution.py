@@ -1,9 +1,11 @@
 """Attribution maps through Captum, and what is drawn from them: overlays, deletion curves,
 feature-map grids, top-5 predictions. Plain functions on models, tensors and arrays.
 
-Inputs are ImageNet-normalised (1, 3, H, W) tensors (`resnext.preprocess`), so the "black"
-baseline is the normalised value of a black pixel, not 0, and "remove a pixel" in the deletion
-curve means "set it to 0 in normalised space", i.e. the dataset's mean colour.
+Inputs are normalised (1, 3, H, W) tensors: ImageNet's mean and std for ImageNet-style
+networks (`resnext.preprocess`), a trained run's own training-set mean and std for a run.
+So the "black" baseline is the normalised value of a black pixel under those statistics, not
+0, and "remove a pixel" in the deletion curve means "set it to 0 in normalised space", i.e.
+the dataset's mean colour.
 
 Callers hold the model's cache lock while attributing: Captum registers hooks on the
 model's modules (DeepLift, Guided Grad-CAM, Grad-CAM) and two requests hooking one model
@@ -45,6 +47,43 @@ SMOOTHGRAD_OVER = ("saliency", "integrated_gradients")
 SEQUENTIAL_COLORMAPS = ("inferno", "viridis", "hot", "jet")
 DIVERGING_COLORMAPS = ("RdBu_r", "coolwarm")
 COLORMAPS = SEQUENTIAL_COLORMAPS + DIVERGING_COLORMAPS
+# Each colour map's RGB at 0, 0.1, ..., 1 (matplotlib's, rounded; tests/test_attributions.py
+# checks them against matplotlib): the colour bar is drawn from these, so building the page
+# does not import matplotlib (~60 ms of start-up) just to sample eleven colours.
+COLOUR_STOPS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "inferno": (
+        (0, 0, 4), (22, 11, 57), (66, 10, 104), (106, 23, 110), (147, 38, 103), (188, 55, 84),
+        (221, 81, 58), (243, 120, 25), (252, 165, 10), (246, 215, 70), (252, 255, 164),
+    ),
+    "viridis": (
+        (68, 1, 84), (72, 36, 117), (65, 68, 135), (53, 95, 141), (42, 120, 142), (33, 145, 140),
+        (34, 168, 132), (68, 191, 112), (122, 209, 81), (189, 223, 38), (253, 231, 37),
+    ),
+    "hot": (
+        (11, 0, 0), (76, 0, 0), (144, 0, 0), (210, 0, 0), (255, 23, 0), (255, 92, 0),
+        (255, 157, 0), (255, 225, 0), (255, 255, 54), (255, 255, 157), (255, 255, 255),
+    ),
+    "jet": (
+        (0, 0, 128), (0, 0, 241), (0, 76, 255), (0, 176, 255), (41, 255, 206), (125, 255, 122),
+        (206, 255, 41), (255, 196, 0), (255, 104, 0), (241, 8, 0), (128, 0, 0),
+    ),
+    "RdBu_r": (
+        (5, 48, 97), (32, 101, 171), (67, 147, 195), (144, 196, 221), (209, 229, 240),
+        (247, 246, 246), (253, 219, 199), (243, 164, 129), (214, 96, 77), (177, 24, 43),
+        (103, 0, 31),
+    ),
+    "coolwarm": (
+        (59, 76, 192), (89, 119, 227), (123, 159, 249), (158, 190, 255), (192, 212, 245),
+        (221, 220, 220), (242, 203, 183), (247, 172, 142), (238, 132, 104), (214, 82, 68),
+        (180, 4, 38),
+    ),
+}
+# The object's outline over a map: cyan is far from every colour map's colours but jet's
+# middle, and from the photo's (the shapes are drawn in saturated primaries).
+OUTLINE_COLOUR = (0, 255, 255)
+# Overlays smaller than this (a trained run's 16-64 px images) are enlarged by a whole factor
+# without smoothing: the browser would blur them, and a one-pixel outline would be a band.
+SMALL_OVERLAY_SIDE = 128
 
 
 @dataclass(frozen=True)
@@ -190,14 +229,18 @@ def gaussian_blur(x: Any, sigma: float) -> Any:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), vertical, groups=channels)
 
 
-def make_baseline(x: Any, kind: str, seed: int = 0) -> Any:
-    """A reference image like x (1, 3, H, W), normalised as x is (ImageNet mean/std)."""
+def make_baseline(x: Any, kind: str, seed: int = 0, mean: Sequence[float] | None = None,
+                  std: Sequence[float] | None = None) -> Any:
+    """A reference image like x (1, 3, H, W), normalised as x is: by `mean`/`std` (ImageNet's
+    when not given; a trained run's own)."""
     import torch
 
     from resnext.imaging import IMAGENET_MEAN, IMAGENET_STD
 
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN if mean is None else tuple(mean), dtype=x.dtype,
+                        device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD if std is None else tuple(std), dtype=x.dtype,
+                       device=x.device).view(1, 3, 1, 1)
     if kind == "black":
         return ((0.0 - mean) / std).expand_as(x).contiguous()
     if kind == "blurred":
@@ -270,12 +313,17 @@ class ForwardMonitor:
 
 # Captum ----------------------------------------------------------------------------------
 
-def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSettings
+def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None
                      ) -> tuple[Any, Any]:
     """Run one Captum method: (attributions (1, C, H, W), convergence delta or None).
 
     Exactly the Captum calls, nothing else: the benchmark times this against the app's path.
+    `mean`/`std`: how x was normalised (None: ImageNet's), for the baselines.
     """
+    def baseline_like(x: Any, kind: str) -> Any:
+        return make_baseline(x, kind, mean=mean, std=std)
+
     import torch
     from captum.attr import (
         DeepLift,
@@ -296,7 +344,7 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
         # Simonyan et al. 2014; signed here (abs=False) so the sign control can choose.
         return Saliency(model).attribute(x, target=target, abs=False), None
     if s.method == "integrated_gradients":
-        baseline = make_baseline(x.detach(), s.baseline)
+        baseline = baseline_like(x.detach(), s.baseline)
         return IntegratedGradients(model).attribute(
             x, baselines=baseline, target=target, n_steps=s.n_steps,
             internal_batch_size=s.internal_batch_size, return_convergence_delta=True)
@@ -304,7 +352,7 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
         # Lundberg & Lee 2017 (expected gradients): a baseline *distribution*. Captum batches
         # all n_samples at once; the estimate is a mean over samples, so equal chunks averaged
         # give the same estimator with one chunk's memory.
-        references = torch.cat([make_baseline(x.detach(), kind) for kind in BASELINES])
+        references = torch.cat([baseline_like(x.detach(), kind) for kind in BASELINES])
         stdev = s.noise_level * float(x.detach().max() - x.detach().min())
         chunks = [min(s.internal_batch_size, s.n_samples - start)
                   for start in range(0, s.n_samples, s.internal_batch_size)]
@@ -317,7 +365,7 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
         return total / s.n_samples, None
     if s.method == "deeplift":
         # Shrikumar et al. 2017 (Rescale rule); its delta checks summation-to-delta.
-        baseline = make_baseline(x.detach(), s.baseline)
+        baseline = baseline_like(x.detach(), s.baseline)
         return DeepLift(model).attribute(x, baselines=baseline, target=target,
                                          return_convergence_delta=True)
     if s.method == "smoothgrad":
@@ -327,7 +375,7 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
                 x, nt_type="smoothgrad", nt_samples=s.n_samples,
                 nt_samples_batch_size=s.internal_batch_size, stdevs=stdev, target=target,
                 abs=False), None
-        baseline = make_baseline(x.detach(), s.baseline)
+        baseline = baseline_like(x.detach(), s.baseline)
         # One noisy copy at a time; IG then batches its steps internally.
         return NoiseTunnel(IntegratedGradients(model)).attribute(
             x, nt_type="smoothgrad", nt_samples=s.n_samples, nt_samples_batch_size=1,
@@ -337,7 +385,7 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
         # A window larger than the image covers all of it; the stride follows (see checked).
         window = min(s.window, height, width)
         stride = min(s.stride, window)
-        baseline = make_baseline(x.detach(), s.baseline)
+        baseline = baseline_like(x.detach(), s.baseline)
         return Occlusion(model).attribute(
             x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
             baselines=baseline, target=target,
@@ -355,13 +403,15 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
 
 def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
               report: Callable[[float], None] | None = None,
-              cancel: threading.Event | None = None) -> Attribution:
-    """The app's attribution path: validated settings, progress and cancel, numpy result."""
+              cancel: threading.Event | None = None, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> Attribution:
+    """The app's attribution path: validated settings, progress and cancel, numpy result.
+    `mean`/`std`: how x was normalised (None: ImageNet's; a trained run: its dataset's)."""
     settings = settings.checked()
     start = time.perf_counter()
     expected = expected_forwards(settings, x.shape[-2], x.shape[-1])
     with ForwardMonitor(model, expected, report, cancel):
-        attributions, delta = captum_attribute(model, x, target, settings)
+        attributions, delta = captum_attribute(model, x, target, settings, mean, std)
     values = attributions.detach()[0].float().cpu().numpy()  # (C, H, W)
     return Attribution(
         method=settings.method, target=target, values=values, pixel_map=values.sum(axis=0),
@@ -525,17 +575,37 @@ def render_overlay(image: np.ndarray, pixel_map: np.ndarray, sign: str = "positi
     return np.clip(np.rint(blended * 255), 0, 255).astype(np.uint8)
 
 
-def colour_bar_html(pixel_map: np.ndarray | None, display: Display, stops: int = 11) -> str:
-    """A colour bar for the overlay: the map's colours from its low to its high end, with
-    the attribution values they stand for (sum over RGB of the raw map)."""
-    import matplotlib
+def enlargement(side: int) -> int:
+    """The whole factor a small overlay is enlarged by (1 from SMALL_OVERLAY_SIDE up)."""
+    return max(1, math.ceil(SMALL_OVERLAY_SIDE / max(1, side)))
+
+
+def overlay_view(image: np.ndarray, pixel_map: np.ndarray, display: Display,
+                 mask: np.ndarray | None = None) -> np.ndarray:
+    """What the page shows of a map: `render_overlay`, enlarged (nearest neighbour) when
+    small, with the object's boundary (`mask`, (H, W) bool, where known) drawn over it in
+    OUTLINE_COLOUR, one shown pixel wide: (H·f, W·f, 3) uint8."""
+    from .training import draw_outline
 
     display = display.checked()
-    cmap = matplotlib.colormaps[display.colormap]
-    colours = ", ".join(
-        "rgb({:.0f}, {:.0f}, {:.0f}) {:.0f}%".format(*(255 * c for c in cmap(k / (stops - 1))[:3]),
-                                                   100 * k / (stops - 1))
-        for k in range(stops))
+    overlay = render_overlay(image, pixel_map, display.sign, display.colormap, display.opacity)
+    factor = enlargement(min(overlay.shape[:2]))
+    overlay = overlay.repeat(factor, axis=0).repeat(factor, axis=1)
+    if mask is None:
+        return overlay
+    if mask.shape != pixel_map.shape:
+        raise ValueError(f"mask {mask.shape} and map {pixel_map.shape} differ in size")
+    big_mask = mask.astype(bool).repeat(factor, axis=0).repeat(factor, axis=1)
+    return draw_outline(overlay, big_mask, OUTLINE_COLOUR)
+
+
+def colour_bar_html(pixel_map: np.ndarray | None, display: Display) -> str:
+    """A colour bar for the overlay: the map's colours from its low to its high end, with
+    the attribution values they stand for (sum over RGB of the raw map)."""
+    display = display.checked()
+    stops = COLOUR_STOPS[display.colormap]
+    colours = ", ".join(f"rgb({r}, {g}, {b}) {100 * k / (len(stops) - 1):.0f}%"
+                        for k, (r, g, b) in enumerate(stops))
     scale = 0.0 if pixel_map is None else display_scale(pixel_map, display.sign)
     signed = display.sign == "all"
     what = {"positive": "positive attribution", "absolute": "|attribution|",

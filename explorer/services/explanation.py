@@ -133,7 +133,7 @@ class _Job:
 class Explanation:
     """One map and what is drawn from it."""
 
-    overlay: np.ndarray  # (H, W, 3) uint8: the map over the centre crop
+    overlay: np.ndarray  # (H·f, W·f, 3) uint8: the map over the centre crop (attribution.overlay_view)
     top: list[tuple[int, str, float]]  # (index, name, probability) of the top 5
     summary: str  # Markdown
     figure: Any  # plotly deletion curve
@@ -141,6 +141,7 @@ class Explanation:
     shown: np.ndarray  # the centre crop the network saw
     pixel_map: np.ndarray  # (H, W)
     display: Display
+    mask: np.ndarray | None = None  # (H, W) bool: the object's pixels (a run's shapes sample)
 
     @property
     def top_label(self) -> dict[str, float]:
@@ -161,7 +162,7 @@ class Explanation:
     @property
     def redraw_state(self) -> dict:
         """What the display controls redraw from, without recomputing."""
-        return {"image": self.shown, "map": self.pixel_map}
+        return {"image": self.shown, "map": self.pixel_map, "mask": self.mask}
 
 
 @dataclass
@@ -176,6 +177,7 @@ class _JobResult:
     target_name: str
     network: Network
     method: str  # the method's name as people read it
+    prepared: PreparedImage
 
 
 @dataclass
@@ -230,10 +232,11 @@ def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedIma
 
     entry, network = model_entry(job.weights, job.selection, request.device,
                                  job.settings.internal_batch_size)
-    transform = (network.eval_weights, network.image_size)
-    if transform not in images:  # one decode per eval transform
-        images[transform] = prepare_image(request.image, *transform)
-    prepared = images[transform]
+    preprocessing = network.preprocessing
+    key = (preprocessing, tuple(network.samples))
+    if key not in images:  # one decode per preprocessing
+        images[key] = prepare_image(request.image, preprocessing, network.samples)
+    prepared = images[key]
     names = network.class_names
     method = attribution.METHODS[job.settings.method]
     with entry.lock:  # Captum hooks the model's modules: one user at a time per model
@@ -245,20 +248,20 @@ def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedIma
         target = attribution.resolve_target(request.target, names, top[0][0])
         result = attribution.attribute(model, x, target, job.settings,
                                        report=_Slice(progress, 0.05, 0.85, f"{job.label}: {method}"),
-                                       cancel=cancel)
+                                       cancel=cancel, mean=preprocessing.mean,
+                                       std=preprocessing.std)
         if cancel is not None and cancel.is_set():
             raise AttributionCancelled("cancelled")
         progress(0.9, desc=f"{job.label}: deletion curve")
         curve = attribution.deletion_curve(model, x, result.pixel_map, target,
                                            batch_size=job.settings.internal_batch_size)
         probability = float(torch.softmax(logits.float(), dim=1)[0, target])
-    overlay = attribution.render_overlay(prepared.shown, result.pixel_map,
-                                         request.display.sign, request.display.colormap,
-                                         request.display.opacity)
+    overlay = attribution.overlay_view(prepared.shown, result.pixel_map, request.display,
+                                       prepared.mask)
     explanation = Explanation(overlay, top, "", None, "", prepared.shown, result.pixel_map,
-                              request.display)
+                              request.display, prepared.mask)
     return _JobResult(explanation, result, curve, probability, target, names[target], network,
-                      method)
+                      method, prepared)
 
 
 def explain(request: ExplainRequest, progress: Progress | None = None,
@@ -282,12 +285,18 @@ def _summary(request: ExplainRequest, found: _JobResult, elapsed: float) -> str:
     side = network.image_size
     lines = [f"**{found.method}** for **{html.escape(found.target_name)}** "
              f"(class {found.target}, p = {found.probability:.3g}) · "
-             f"{html.escape(network.config.name)}, {html.escape(request.weights.label)}",
-             f"- The map covers the {side}×{side} centre crop the network sees (outlined on "
-             f"the photo below the image box), not the whole photo.",
-             f"- Faithfulness: deletion-curve AUC **{found.curve.auc:.3g}** "
-             f"(probability of the target as the most attributed pixels are removed; lower = "
-             f"the map found what the model uses)"]
+             f"{html.escape(network.config.name)}, {html.escape(request.weights.label)}"]
+    if found.prepared.cut:
+        lines.append(f"- The map covers the {side}×{side} centre crop the network sees "
+                     f"(outlined on the photo below the image box), not the whole photo.")
+    else:
+        lines.append(f"- The map covers the whole image, as the network sees it at "
+                     f"{side}×{side}.")
+    if found.prepared.mask is not None:
+        lines.append(object_line(result.pixel_map, found.prepared.mask))
+    lines.append(f"- Faithfulness: deletion-curve AUC **{found.curve.auc:.3g}** "
+                 f"(probability of the target as the most attributed pixels are removed; "
+                 f"lower = the map found what the model uses)")
     if result.convergence_delta is not None:
         lines.append(f"- Convergence delta **{result.convergence_delta:+.2e}**: sum of "
                      f"attributions − (f(x) − f(baseline)); near 0 means the map accounts for "
@@ -296,6 +305,26 @@ def _summary(request: ExplainRequest, found: _JobResult, elapsed: float) -> str:
     if not request.weights.trained:
         lines.append(f"\n{RANDOM_NOTE}")
     return "\n".join(lines)
+
+
+def object_share(pixel_map: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(share of the map's positive attribution inside the object, the object's share of the
+    image): the Evaluate tab's energy-in-mask, and what a map blind to the object scores."""
+    from .eval_metrics import energy_in_mask, random_baseline
+
+    return (float(energy_in_mask(pixel_map, mask)[0]),
+            float(random_baseline(mask.astype(bool))[0]))
+
+
+def object_line(pixel_map: np.ndarray, mask: np.ndarray) -> str:
+    """The summary's line on the object outlined over the map (a run's shapes sample)."""
+    inside, area = object_share(pixel_map, mask)
+    if not (pixel_map > 0).any():
+        return ("- Object outlined in cyan (the dataset's mask); the map has no positive "
+                "attribution, so none of it falls inside the object.")
+    return (f"- Object outlined in cyan (the dataset's mask): **{100 * inside:.0f} %** of the "
+            f"positive attribution lies inside it; the object is {100 * area:.0f} % of the "
+            f"image, what a map blind to it would score (the Evaluate tab's energy in mask).")
 
 
 def _grid_jobs(grid: GridRequest) -> list[_Job]:
@@ -350,7 +379,7 @@ def stage_features(image: Any, selection: Any, weights: Any, device: str, channe
     selection = selection if isinstance(selection, Selection) else default_selection()
     weights = weights if isinstance(weights, WeightsChoice) else WeightsChoice()
     entry, network = model_entry(weights, selection, resolve_device(device).key)
-    prepared = prepare_image(image, network.eval_weights, network.image_size)
+    prepared = prepare_image(image, network.preprocessing)
     with entry.lock:
         model = entry.model
         x = prepared.tensor.to(next(model.parameters()).device)
@@ -364,7 +393,6 @@ def redraw(state: Any, display: Display) -> tuple[np.ndarray, str] | None:
     display = display.checked()
     if not isinstance(state, dict) or "map" not in state:
         return None
-    overlay = attribution.render_overlay(state["image"], state["map"], display.sign,
-                                         display.colormap, display.opacity)
+    overlay = attribution.overlay_view(state["image"], state["map"], display, state.get("mask"))
     return overlay, attribution.colour_bar_html(state["map"], display)
 

@@ -20,7 +20,7 @@ from resnext import ResNeXtConfig
 from resnext.validation import whole_number
 
 from ..selection import Selection
-from .images import sample_images
+from .images import MASK_SUFFIX, Preprocessing, sample_images
 from .models import IMAGENET, MODEL_CACHE, RANDOM, RUN, UPLOAD, WeightsChoice
 from .predictions import class_names_for
 
@@ -41,6 +41,13 @@ class Network:
     eval_weights: str | None  # published weights whose eval transform (resize, crop) to use
     class_names: tuple[str, ...]
     samples: list[Path] = field(default_factory=list)  # photos to try it on
+    # A trained run's own preprocessing; None: ImageNet's eval transform (`preprocessing`).
+    transform: Preprocessing | None = None
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """Resize, crop and normalisation of an image for this network."""
+        return self.transform or Preprocessing.imagenet(self.eval_weights, self.image_size)
 
 
 @dataclass(frozen=True)
@@ -145,8 +152,13 @@ class RunKind:
         meta = run_meta(Path(weights.path))
         config = ResNeXtConfig.from_dict(meta["model"])
         data = meta["data"]
-        return Network(config, int(data["image_size"]), None, tuple(data["classes"]),
-                       run_samples(Path(weights.path), meta))
+        size = int(data["image_size"])
+        # As the run was trained (resnext.train.engine): the image at its size, each channel
+        # normalised by the training set's mean and std; no ImageNet resize ratio or crop.
+        transform = Preprocessing(size, size, tuple(float(v) for v in data["mean"]),
+                                  tuple(float(v) for v in data["std"]))
+        return Network(config, size, None, tuple(data["classes"]),
+                       run_samples(Path(weights.path), meta), transform)
 
     def describe(self, weights: WeightsChoice, selection: Selection) -> str:
         network = self.network(weights, selection)
@@ -196,7 +208,8 @@ def run_meta(run_dir: Path) -> dict[str, Any]:
 
     try:
         meta = json.loads((run_dir / "config.json").read_text())
-        meta["model"], meta["data"]["classes"], meta["data"]["image_size"]
+        data = meta["data"]
+        meta["model"], data["classes"], data["image_size"], data["mean"], data["std"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{run_dir.name} is not a readable run ({error})") from None
     return meta
@@ -217,15 +230,20 @@ def run_weights(run_dir: Path) -> tuple[WeightsChoice, Selection]:
 def run_samples(run_dir: Path, meta: dict[str, Any]) -> list[Path]:
     """The run's first test images as PNG files (written once, beside their object masks as
     .mask.npy where the dataset knows them), for the Attributions tab's samples."""
+    import json
     import tempfile
 
     import numpy as np
     from PIL import Image
 
-    folder = Path(tempfile.gettempdir()) / "resnext-explorer-run-samples" / run_dir.name
-    paths = [folder / f"test_{i:03d}.png" for i in range(RUN_SAMPLES)]
-    if all(p.is_file() for p in paths):
-        return paths
+    # Keyed by the run's folder and its dataset, not its name alone: two runs named alike
+    # (in two runs directories) must not share their images.
+    spec = json.dumps(meta["data"], sort_keys=True)
+    key = hashlib.sha256(f"{run_dir.resolve()}\n{spec}".encode()).hexdigest()[:12]
+    folder = Path(tempfile.gettempdir()) / "resnext-explorer-run-samples" / f"{run_dir.name}-{key}"
+    done = folder / "complete"  # written last: the images and masks are all there
+    if done.is_file():
+        return sorted(folder.glob("test_*.png"))
     from resnext import data as datasets
 
     test = datasets.from_spec(meta["data"]).test
@@ -233,11 +251,12 @@ def run_samples(run_dir: Path, meta: dict[str, Any]) -> list[Path]:
     written = []
     for index in range(min(RUN_SAMPLES, len(test))):
         image = test.images[index].permute(1, 2, 0).numpy()
-        path = paths[index]
+        path = folder / f"test_{index:03d}.png"
+        if test.masks is not None:  # the mask first: a PNG seen is never without its mask
+            np.save(path.with_suffix(MASK_SUFFIX), test.masks[index].numpy())
         Image.fromarray(np.ascontiguousarray(image)).save(path)
-        if test.masks is not None:
-            np.save(path.with_suffix(".mask.npy"), test.masks[index].numpy())
         written.append(path)
+    done.write_text("")
     return written
 
 
@@ -351,7 +370,8 @@ def weights_for_preset(weights: WeightsChoice, preset: str) -> tuple[WeightsChoi
     """Weights for another network (the grid's second config), and a note on the choice.
 
     ImageNet weights: the same version for the preset if torchvision has it, else any; else
-    random. An upload fits its own network only, so the other one gets random weights.
+    random. An upload or a trained run fits its own network only, so the other one gets
+    random weights.
     """
     if weights.kind == IMAGENET:
         version = weights.name.rsplit("_", 1)[-1]
@@ -363,4 +383,6 @@ def weights_for_preset(weights: WeightsChoice, preset: str) -> tuple[WeightsChoi
         return WeightsChoice(kind=RANDOM), f"random (seed 0): torchvision has no {preset} weights"
     if weights.kind == UPLOAD:
         return WeightsChoice(kind=RANDOM), "random (seed 0): the checkpoint fits the first config only"
+    if weights.kind == RUN:  # a run's weights imply its own network: the preset gets random
+        return WeightsChoice(kind=RANDOM), "random (seed 0): the run's weights fit its own network only"
     return weights, weights.label

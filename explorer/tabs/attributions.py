@@ -183,13 +183,14 @@ def pickers_for(selection: Any, weights: Any, layer: str, target: Any):
 # Handlers: image ---------------------------------------------------------------------------
 
 def show_crop(image: Any, selection: Any, weights: Any):
-    """The photo with the centre crop the network sees outlined; a file that is not an image
-    is said so at once and removed from the image box."""
+    """The photo with the centre crop the network sees outlined (the photo alone when the
+    crop cuts nothing); a file that is not an image is said so at once and removed from the
+    image box."""
     if image is None:
         return None, gr.skip()
     network = network_for(*reversed(_state(selection, weights)))
     try:
-        return crop_preview(image, network.eval_weights, network.image_size), gr.skip()
+        return crop_preview(image, network.preprocessing), gr.skip()
     except Exception as error:  # noqa: BLE001 - the message says what is wrong with the file
         gr.Warning(f"Image: {user_message('show_crop', error)}")
         return None, None
@@ -323,7 +324,7 @@ def _image_inputs(inputs: dict, views: dict, samples: list[str]) -> None:
     inputs["image"] = UploadedImage(type="filepath", image_mode=None, label="Image",
                                     elem_id="attr-image", sources=["upload", "clipboard"],
                                     height=240)
-    views["crop"] = gr.Image(label="What the network sees: the outlined centre crop",
+    views["crop"] = gr.Image(label="What the network sees (the crop outlined when it cuts the photo)",
                              interactive=False, height=160, elem_id="attr-crop",
                              show_label=True, buttons=[])
     # The weights choice brings its samples (a trained run: its test images), so this is a
@@ -367,7 +368,7 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
 def _result_views(inputs: dict, views: dict) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=260):
-            views["overlay"] = gr.Image(label="Attribution overlay (the centre crop)",
+            views["overlay"] = gr.Image(label="Attribution overlay (what the network sees)",
                                         type="numpy", format="png", interactive=False,
                                         height=320, elem_id="attr-overlay")
             views["colour_bar"] = gr.HTML(attribution.colour_bar_html(None, DEFAULT_DISPLAY),
