@@ -70,8 +70,8 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
 
     overlay = page.locator("#attr-overlay img")
     expect(overlay).to_be_visible()
-    # 64 px is enlarged 2× without smoothing (overlays under 128 px are); 224 px as it is.
-    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 128)
+    # 64 px is enlarged 5× without smoothing (small overlays, to 320 px); 224 px as it is.
+    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 320)
     # Top-5: five rows, each with a percentage an untrained network's near-ties can be
     # compared by (two significant figures or more), never a bare "0 %".
     rows = page.locator("#attr-top5 .rx-top-row")
@@ -186,5 +186,47 @@ def test_weights_panel_uploads_and_dark_mode(browser, app_url, tmp_path):
         title = page.locator("#attr-deletion .gtitle").first
         assert title.evaluate("e => getComputedStyle(e).fill") == "rgb(124, 130, 140)"
         assert page.evaluate("document.body.classList.contains('dark')")  # the page is dark
+    finally:
+        context.close()
+
+
+def test_a_trained_runs_test_image_with_its_object_outlined(browser, app_url, app_dirs):
+    """Use a run (trained here, into the app's runs directory) from the Train tab; explain
+    one of its test images: the dataset's classes, the whole 16 px image, the object's
+    outline and the share of the map inside it."""
+    import resnext
+    from resnext import data, train
+
+    run_id = "attr-shapes-run"
+    train.fit(resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
+                                    stage_blocks=(1, 1), stem="cifar", num_classes=6),
+              data.shapes(n_train=256, n_test=64, image_size=16), epochs=1, batch_size=64,
+              out_dir=app_dirs[0] / run_id)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(app_url)
+    try:
+        page.get_by_role("tab", name="Train").click()
+        page.get_by_label("Run", exact=True).click()
+        page.get_by_role("option", name=run_id).click()
+        page.get_by_role("button", name="Use this run").click()
+        page.get_by_role("tab", name="Attributions").click()
+        status = page.locator("#attr-weights-status")
+        expect(status).to_contain_text(f"trained run {run_id}", timeout=30_000)
+        page.locator("#attr-samples img").nth(0).click()  # the run's first test image
+        expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
+        explain(page, "inside it")
+        summary = page.locator("#attr-summary")
+        expect(summary).to_contain_text("The map covers the whole image")
+        expect(summary).to_contain_text(re.compile(r"\d+ % of the positive attribution lies inside"))
+        expect(summary).to_contain_text(re.compile(r"(disc|square|triangle|cross|ring|bar) \(class"))
+        overlay = page.locator("#attr-overlay img")
+        assert overlay.evaluate("img => img.naturalWidth") == 320  # 16 px shown 20×, crisp
+        no_error_badges(page)
+        if os.environ.get("UPDATE_SCREENSHOTS"):
+            for close in page.locator(".toast-close").all():  # "Using run ..." over the summary
+                close.click()
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(ASSETS / "screenshot-attributions-run.png"), full_page=True)
     finally:
         context.close()

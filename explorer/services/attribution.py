@@ -81,9 +81,11 @@ COLOUR_STOPS: dict[str, tuple[tuple[int, int, int], ...]] = {
 # The object's outline over a map: cyan is far from every colour map's colours but jet's
 # middle, and from the photo's (the shapes are drawn in saturated primaries).
 OUTLINE_COLOUR = (0, 255, 255)
-# Overlays smaller than this (a trained run's 16-64 px images) are enlarged by a whole factor
-# without smoothing: the browser would blur them, and a one-pixel outline would be a band.
-SMALL_OVERLAY_SIDE = 128
+# Overlays of up to half this side (a trained run's 16-64 px images) are enlarged by a whole
+# factor, without smoothing, towards it (the overlay box's height): shown at their own size
+# they are a stamp, the browser would blur them if it scaled them, and a one-pixel outline
+# would be a band across the object.
+SMALL_OVERLAY_SIDE = 320
 
 
 @dataclass(frozen=True)
@@ -576,8 +578,9 @@ def render_overlay(image: np.ndarray, pixel_map: np.ndarray, sign: str = "positi
 
 
 def enlargement(side: int) -> int:
-    """The whole factor a small overlay is enlarged by (1 from SMALL_OVERLAY_SIDE up)."""
-    return max(1, math.ceil(SMALL_OVERLAY_SIDE / max(1, side)))
+    """The whole factor a small overlay is enlarged by: the largest that keeps it within
+    SMALL_OVERLAY_SIDE (1 above half of it: ImageNet's 224 px stay as they are)."""
+    return max(1, SMALL_OVERLAY_SIDE // max(1, side))
 
 
 def overlay_view(image: np.ndarray, pixel_map: np.ndarray, display: Display,

@@ -143,8 +143,10 @@ def crop_preview(source: Any, preprocessing: Preprocessing, longest_side: int = 
     if factor < 1:
         small = photo.resize((max(1, round(photo.width * factor)),
                               max(1, round(photo.height * factor))), Image.BILINEAR)
-    else:
-        small = photo
+    else:  # a small image (a run's 16-64 px) enlarged by a whole factor, pixels kept sharp,
+        # to half the longest side: the preview's box is half as high as it is wide
+        factor = max(1, (longest_side // 2) // max(photo.size))
+        small = photo.resize((photo.width * factor, photo.height * factor), Image.NEAREST)
     if not cut:
         return np.asarray(small, dtype=np.uint8)
     box = tuple(v * factor for v in box)
