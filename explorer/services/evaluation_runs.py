@@ -58,7 +58,7 @@ OBJECT_COLOUR = (255, 255, 0)  # yellow, as the Train tab's preview outlines obj
 MARKER_COLOUR = (0, 255, 255)  # cyan: the shortcut marker
 EXAMPLE_SIDE = 128  # px: 32-px test images enlarged for the gallery
 REFERENCE_COLOUR = "#f97316"  # the random-map line: orange reads on light and dark pages
-REFERENCE_ROW = "reference: a map without information"
+REFERENCE_ROW = "reference (no information)"
 
 # Per-session stop flags of evaluations and sanity checks (the Stop button sets them; the
 # work checks them between chunks and returns what it finished).
@@ -315,6 +315,13 @@ def _fit_for_a_column(figure: Any, metric: str, line: float | None) -> Any:
     figure.layout.annotations = ()
     for shape in figure.layout.shapes or ():
         shape.line.color = REFERENCE_COLOUR
+    return _short_ticks(figure)
+
+
+def _short_ticks(figure: Any) -> Any:
+    """Method names that fit under a bar ("IG (blurred)"), grey error bars."""
+    for trace in figure.data:
+        trace.x = [str(x).replace("Integrated Gradients", "IG") for x in trace.x]
     figure.update_traces(error_y={"color": TEXT_GREY})
     return figure
 
@@ -382,7 +389,7 @@ def examples(evaluation: Evaluation | None, method: Any, metric: Any, k: Any
 
 # Compare runs -------------------------------------------------------------------------------
 
-COMPARE_HEADERS_FIXED = ["method", "run", "network", "accuracy"]
+COMPARE_HEADERS_FIXED = ["method", "run", "accuracy"]
 
 
 @dataclass
@@ -415,7 +422,7 @@ class Comparison:
                     continue
                 row = scores.row()
                 rows.append([ev.ROW_LABELS.get(method, method), evaluation.run,
-                             evaluation.network, _rounded(result.accuracy)]
+                             _rounded(result.accuracy)]
                             + [_rounded(row.get(m)) for m in self.metrics()])
         return rows
 
@@ -465,14 +472,16 @@ def compare_runs(runs_dir: Path, run_ids: Any, methods: Any, n_images: Any, targ
 def compare_chart(comparison: Comparison, metric: Any) -> Any:
     """`compare_figure` of the runs by a metric (the first one shown if `metric` is not)."""
     metric = metric if metric in comparison.metrics() else comparison.metrics()[0]
-    figure = ev.compare_figure(comparison.results(), metric)
-    return figure.update_traces(error_y={"color": TEXT_GREY})
+    figure = _short_ticks(ev.compare_figure(comparison.results(), metric))
+    # The legend (one entry per run) above the bars: below, it collides with slanted ticks.
+    return figure.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom",
+                                        "x": 0, "xanchor": "left"}, margin={"t": 80})
 
 
 def compare_note(comparison: Comparison) -> str:
     runs = comparison.evaluations
-    parts = [f"{e.run}: accuracy {e.result.accuracy:.1%} on {len(e.result.indices)} images"
-             for e in runs]
+    parts = [f"**{e.run}** ({e.network} on {e.dataset}): accuracy {e.result.accuracy:.1%} "
+             f"on {len(e.result.indices)} images" for e in runs]
     note = "; ".join(parts) + "."
     if any(not e.result.complete for e in runs):
         note += f" **{STOPPED_NOTE}**"

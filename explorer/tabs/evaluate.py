@@ -201,6 +201,7 @@ class Results:
                                    elem_id="eval-summary")
         self.table = gr.Dataframe(headers=service.table_headers(None), interactive=False,
                                   wrap=True, elem_id="eval-table", elem_classes=["rx-table"],
+                                  max_height=720,
                                   label="Mean over the images (click a row for its images)")
         self.csv = gr.DownloadButton("Download the table (CSV)", size="sm",
                                      variant="secondary")
@@ -275,7 +276,7 @@ class Compare:
             self.run = gr.Button("Compare", scale=0, min_width=180)
         self.note = gr.Markdown(elem_id="eval-compare-note")
         self.table = gr.Dataframe(headers=service.COMPARE_HEADERS_FIXED, interactive=False,
-                                  wrap=True, elem_id="eval-compare-table",
+                                  wrap=True, elem_id="eval-compare-table", max_height=720,
                                   elem_classes=["rx-table"])
         self.plot = gr.Plot(show_label=False, elem_id="eval-compare-plot", visible=False)
 
