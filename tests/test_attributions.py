@@ -496,7 +496,7 @@ def test_api_attribute_gradcam(session):
         handle_file(str(sample_images()[0])), "gradcam", "predicted class", 8, "black", 4, 4,
         0.15, "saliency", 8, 8, "layer4", "cpu", "positive", "inferno", 0.6,
         api_name="/attribute")
-    assert Image.open(overlay).size == (288, 288)  # 48 px enlarged 6×, within 320 px
+    assert Image.open(overlay).size == (288, 288)  # 48 px enlarged 6×, to 288 px
     assert len(top5["confidences"]) == 5
     assert "Grad-CAM" in summary and "deletion-curve AUC" in summary and "Untrained" in summary
     assert np.load(raw_map).shape == (1, 48, 48)
@@ -595,16 +595,16 @@ def test_object_share_and_outline_known_answers():
     against = np.where(mask, 1.0, -5.0)  # evidence against the class is not "energy"
     assert explanation.object_share(against, mask)[0] == 1.0
     assert "**0 %**" in explanation.object_line(np.where(mask, 0.0, 1.0), mask)
-    # Drawn: 8 px enlarged 40× to 320 px; cyan exactly on the enlarged mask's boundary.
+    # Drawn: 8 px enlarged 36× to 288 px; cyan exactly on the enlarged mask's boundary.
     image = np.full((8, 8, 3), 90, dtype=np.uint8)
     display = service.Display("positive", "inferno", 0.5)
     plain = service.overlay_view(image, spill, display)
     drawn = service.overlay_view(image, spill, display, mask)
-    assert drawn.shape == plain.shape == (320, 320, 3)
-    boundary = outline(mask.repeat(40, 0).repeat(40, 1))
+    assert drawn.shape == plain.shape == (288, 288, 3)
+    boundary = outline(mask.repeat(36, 0).repeat(36, 1))
     assert (drawn[boundary] == service.OUTLINE_COLOUR).all()
     assert np.array_equal(drawn[~boundary], plain[~boundary])
-    assert np.array_equal(plain[::40, ::40], service.render_overlay(image, spill, *display.__dict__.values()))
+    assert np.array_equal(plain[::36, ::36], service.render_overlay(image, spill, *display.__dict__.values()))
     assert service.overlay_view(np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224)),
                                 display).shape == (224, 224, 3)
 
@@ -693,7 +693,7 @@ def test_an_upload_of_another_size_is_resized_to_the_runs(shapes_run, tmp_path):
     preview = crop_preview(str(square), prep)
     assert np.array_equal(preview, np.asarray(Image.open(square)).repeat(2, 0).repeat(2, 1))
     outlined = crop_preview(str(wide), prep)
-    assert outlined.shape == (80, 160, 3)
+    assert outlined.shape == (64, 128, 3)
     assert (outlined == (255, 200, 0)).all(axis=-1).any()
 
 
@@ -720,8 +720,8 @@ def test_a_runs_sample_gets_its_object_outline_and_share(shapes_run, tmp_path):
     share = float(energy_in_mask(pixel_map[None], mask[None])[0])
     shown = re.search(r"\*\*(\d+) %\*\* of the positive attribution", result.summary).group(1)
     assert int(shown) == round(100 * share)
-    boundary = outline(mask.repeat(20, 0).repeat(20, 1))  # 16 px shown at 320
-    assert result.overlay.shape == (320, 320, 3)
+    boundary = outline(mask.repeat(18, 0).repeat(18, 1))  # 16 px shown at 288
+    assert result.overlay.shape == (288, 288, 3)
     assert (result.overlay[boundary] == service.OUTLINE_COLOUR).all()
     # Redrawn with another colour map: the outline stays.
     redrawn, _ = explanation.redraw(result.redraw_state, service.Display("absolute", "viridis", 0.7))

@@ -70,8 +70,8 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
 
     overlay = page.locator("#attr-overlay img")
     expect(overlay).to_be_visible()
-    # 64 px is enlarged 5× without smoothing (small overlays, to 320 px); 224 px as it is.
-    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 320)
+    # 64 px is enlarged 4× without smoothing (small overlays, towards 288 px); 224 px as it is.
+    assert overlay.evaluate("img => img.naturalWidth") == (224 if screenshot else 256)
     # Top-5: five rows, each with a percentage an untrained network's near-ties can be
     # compared by (two significant figures or more), never a bare "0 %".
     rows = page.locator("#attr-top5 .rx-top-row")
@@ -221,7 +221,7 @@ def test_a_trained_runs_test_image_with_its_object_outlined(browser, app_url, ap
         expect(summary).to_contain_text(re.compile(r"\d+ % of the positive attribution lies inside"))
         expect(summary).to_contain_text(re.compile(r"(disc|square|triangle|cross|ring|bar) \(class"))
         overlay = page.locator("#attr-overlay img")
-        assert overlay.evaluate("img => img.naturalWidth") == 320  # 16 px shown 20×, crisp
+        assert overlay.evaluate("img => img.naturalWidth") == 288  # 16 px shown 18×, crisp
         no_error_badges(page)
         if os.environ.get("UPDATE_SCREENSHOTS"):
             for close in page.locator(".toast-close").all():  # "Using run ..." over the summary

@@ -82,10 +82,10 @@ COLOUR_STOPS: dict[str, tuple[tuple[int, int, int], ...]] = {
 # middle, and from the photo's (the shapes are drawn in saturated primaries).
 OUTLINE_COLOUR = (0, 255, 255)
 # Overlays of up to half this side (a trained run's 16-64 px images) are enlarged by a whole
-# factor, without smoothing, towards it (the overlay box's height): shown at their own size
-# they are a stamp, the browser would blur them if it scaled them, and a one-pixel outline
-# would be a band across the object.
-SMALL_OVERLAY_SIDE = 320
+# factor, without smoothing, towards it (the 320 px overlay box less its label): shown at
+# their own size they are a stamp, the browser would blur them if it scaled them, and a
+# one-pixel outline would be a band across the object.
+SMALL_OVERLAY_SIDE = 288
 
 
 @dataclass(frozen=True)

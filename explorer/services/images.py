@@ -10,6 +10,7 @@ import numpy as np
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+SMALL_PREVIEW_SIDE = 128  # small photos are previewed enlarged to about this side
 MASK_SUFFIX = ".mask.npy"  # a sample's object mask, beside it (a trained run's shapes images)
 # ImageNet's channel statistics (resnext.imaging's, which imports torch: not at start-up).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -144,8 +145,8 @@ def crop_preview(source: Any, preprocessing: Preprocessing, longest_side: int = 
         small = photo.resize((max(1, round(photo.width * factor)),
                               max(1, round(photo.height * factor))), Image.BILINEAR)
     else:  # a small image (a run's 16-64 px) enlarged by a whole factor, pixels kept sharp,
-        # to half the longest side: the preview's box is half as high as it is wide
-        factor = max(1, (longest_side // 2) // max(photo.size))
+        # to fit the preview's box (160 px high, less its label)
+        factor = max(1, SMALL_PREVIEW_SIDE // max(photo.size))
         small = photo.resize((photo.width * factor, photo.height * factor), Image.NEAREST)
     if not cut:
         return np.asarray(small, dtype=np.uint8)
