@@ -86,8 +86,8 @@ def test_batched_maps_equal_image_by_image_maps():
                                 num_classes=5, stem="cifar", base_planes=8)
     model = resnext.build_model(cfg, generator=torch.Generator().manual_seed(0)).eval()
     randomize_batchnorm(model, torch.Generator().manual_seed(1))
-    images, _ = images_and_targets(5, seed=2)
-    targets = torch.tensor([4, 0, 3, 1, 2])
+    images, _ = images_and_targets(3, seed=2)
+    targets = torch.tensor([4, 0, 3])
     settings = BatchSettings(n_steps=4, occlusion_window=4, occlusion_stride=4)
     for row in ("saliency", "integrated_gradients_black", "integrated_gradients_blurred",
                 "deeplift", "occlusion", "gradcam", "guided_gradcam"):
@@ -95,14 +95,16 @@ def test_batched_maps_equal_image_by_image_maps():
                                   std=STD, max_batch=64)
         one_by_one = torch.cat([
             attribute_batch(model, images[i:i + 1], targets[i:i + 1], row, settings=settings,
-                            mean=MEAN, std=STD, max_batch=64) for i in range(5)])
+                            mean=MEAN, std=STD, max_batch=64) for i in range(3)])
         scale = one_by_one.abs().max().item()
         assert scale > 0, row
         assert torch.allclose(batched, one_by_one, atol=1e-4 * scale), row
-        # Chunks of 2 images (an IG chunk of max_batch // n_steps) give the same maps too.
-        chunked = attribute_batch(model, images, targets, row, settings=settings, mean=MEAN,
-                                  std=STD, max_batch=8)
-        assert torch.allclose(chunked, batched, atol=1e-4 * scale), row
+        if row in ("integrated_gradients_black", "occlusion"):
+            # Smaller forwards (IG: chunks of max_batch // n_steps = 2 images; Occlusion:
+            # 8 // 3 = 2 patches of each image per forward) give the same maps too.
+            chunked = attribute_batch(model, images, targets, row, settings=settings,
+                                      mean=MEAN, std=STD, max_batch=8)
+            assert torch.allclose(chunked, batched, atol=1e-4 * scale), row
 
 
 @pytest.mark.parametrize("baseline", ["black", "blurred", "mean"])
