@@ -83,7 +83,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
                 *(_figure_or_hidden(figures[m]) for m in ev.METRICS),
                 gr.update(choices=methods_shown, value=methods_shown[0][1]),
                 gr.update(choices=[c for c in service.METRIC_CHOICES
-                                   if c[1] in service.shown_metrics(result)]))
+                                   if c[1] in service.shown_metrics(result)], value="energy"))
 
     def stop(request: gr.Request = None):
         if service.STOP_FLAGS.cancel(session_key(request)):
