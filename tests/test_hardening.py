@@ -20,6 +20,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import resnext
+from explorer.services import attribution
 from hostile_files import code_running_pickle, image_corpus
 
 TINY_CONTROLS = [4, 2, "1, 1", "cifar", "c", False, 10, 32, False, "resnet50"]
@@ -79,7 +80,9 @@ def test_image_corpus_works_or_is_explained(session, corpus, name):
     if works:
         overlay, top5, summary, _, _ = session.predict(handle_file(str(path)), *SALIENCY,
                                                        api_name="/attribute")
-        assert Image.open(overlay).size == (32, 32)
+        # The 32 px crop, shown enlarged by a whole factor (sharp pixels) as on the page.
+        side = 32 * attribution.enlargement(32)
+        assert Image.open(overlay).size == (side, side) and side > 32
         assert len(top5["confidences"]) == 5 and "Saliency" in summary
     else:
         with pytest.raises(AppError) as info:

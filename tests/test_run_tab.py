@@ -474,7 +474,7 @@ def test_cpu_peak_memory_is_sampled_with_or_without_warm_up(warmup):
     model = AllocatingModel(100 * 2**20)
     result = runner.run(tiny_request(warmup=warmup, iterations=2),
                         cache=ModelCache(builder=lambda *args: model))
-    # Each pass holds 100 MiB of freshly written memory for 50 ms: the sampler must see it
+    # Each pass holds 100 MiB of freshly written memory for 200 ms: the sampler must see it
     # (and not invent much more: the tiny input and the zeros output are a few kB).
     assert 90 * 2**20 <= result.peak_memory_bytes <= 400 * 2**20
     expected = "the warm-up passes" if warmup else "the passes over"
@@ -483,7 +483,8 @@ def test_cpu_peak_memory_is_sampled_with_or_without_warm_up(warmup):
 
 
 class AllocatingModel(torch.nn.Module):
-    """Holds `num_bytes` of written memory for 50 ms each pass: peak memory with a known answer."""
+    """Holds `num_bytes` of written memory for 200 ms each pass: peak memory with a known
+    answer (long enough for the 5 ms sampler to be scheduled on a loaded machine)."""
 
     def __init__(self, num_bytes: int) -> None:
         super().__init__()
@@ -491,7 +492,7 @@ class AllocatingModel(torch.nn.Module):
 
     def forward(self, x):
         block = torch.ones(self.num_bytes // 4)  # float32; written, so resident
-        time.sleep(0.05)
+        time.sleep(0.2)
         del block
         return torch.zeros(x.shape[0], 1000)
 
