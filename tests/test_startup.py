@@ -44,3 +44,17 @@ def test_start_up_pauses_the_cyclic_collector_and_then_cleans_up():
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_building_the_app_imports_no_torch_captum_or_matplotlib():
+    """The server answers its first request before any heavy library loads (each tab builds
+    its controls from torch-free modules; torch loads on first use)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from explorer.app import create_app; create_app(); "
+            "heavy = [m for m in ('torch', 'captum', 'kornia', 'matplotlib', 'torchinfo') "
+            "if m in sys.modules]; print(heavy); assert not heavy, heavy")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

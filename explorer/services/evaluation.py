@@ -64,20 +64,7 @@ from .sanity import (  # noqa: F401  (re-exported)
     topk_overlap,
 )
 
-# Higher is better for each metric, except deletion AUC (Petsiuk et al.: a faithful map's
-# pixels, removed first, make the score fall fast). Marker share: higher = the network (and
-# the map) rely on the shortcut; it is a finding, not a quality.
-METRICS = ("energy", "pointing", "deletion_auc", "insertion_auc", "marker_share")
-METRIC_LABELS = {
-    "energy": "energy in mask",
-    "pointing": "pointing game",
-    "deletion_auc": "deletion AUC (lower is better)",
-    "insertion_auc": "insertion AUC",
-    "marker_share": "share on the shortcut marker",
-}
-HIGHER_IS_BETTER = {"energy": True, "pointing": True, "deletion_auc": False,
-                    "insertion_auc": True, "marker_share": False}
-TARGETS = ("label", "predicted")
+from .eval_names import HIGHER_IS_BETTER, METRIC_LABELS, METRICS, TARGETS  # noqa: E402,F401
 
 
 class ProgressCounter:

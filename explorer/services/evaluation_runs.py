@@ -15,19 +15,38 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from resnext.validation import whole_number
 
-from . import evaluation as ev
+from . import eval_names as names
 from .attribution import render_overlay
 from .cancellation import CancelFlags
 from .downloads import write_download
 from .plots import TEXT_GREY
 from .training import draw_outline, enlarge, to_uint8
 from .training_jobs import MODEL_FILE, read_run
+
+if TYPE_CHECKING:  # annotations only: the module imports torch and Captum
+    from . import evaluation as ev
+
+
+METRICS = names.METRICS
+
+
+def sanity_chart(result: "ev.SanityResult", measure: str = "spearman"):
+    """The randomization curves of a sanity check (one line per method)."""
+    return _evaluation().sanity_figure(result, measure)
+
+
+def _evaluation():
+    """The evaluation module (torch, Captum), imported on first use: the tab's controls are
+    built from `eval_names` at start-up without it."""
+    from . import evaluation
+
+    return evaluation
 
 # Limits of the tab's controls, defined once: the controls are built from them and every
 # value (page or API) is checked against them under the control's name.
@@ -48,9 +67,9 @@ TARGET_CHOICES = [("true label", "label"), ("predicted class", "predicted")]
 DEFAULT_TARGET = "label"
 # The page's method choices: the evaluation rows, the random-map reference last (it gives
 # deletion and insertion AUC their "random" line; energy and pointing need no run for it).
-METHOD_CHOICES = [(ev.ROW_LABELS[name], name) for name in ev.METHOD_ROWS]
-DEFAULT_METHODS = list(ev.DEFAULT_ROWS) + ["random"]
-METRIC_CHOICES = [(ev.METRIC_LABELS[m], m) for m in ev.METRICS]
+METHOD_CHOICES = [(names.ROW_LABELS[name], name) for name in names.METHOD_ROWS]
+DEFAULT_METHODS = list(names.DEFAULT_ROWS) + ["random"]
+METRIC_CHOICES = [(names.METRIC_LABELS[m], m) for m in names.METRICS]
 MEASURE_CHOICES = [("Spearman rank correlation", "spearman"), ("SSIM", "ssim"),
                    ("top-10 % overlap", "topk")]
 STOPPED_NOTE = "Stopped: the methods finished before Stop are shown."
@@ -171,16 +190,16 @@ def checked_methods(methods: Any) -> list[str]:
         methods = [m.strip() for m in methods.split(",") if m.strip()]
     if not isinstance(methods, (list, tuple)) or not methods:
         raise ValueError("Methods: choose at least one method")
-    unknown = [m for m in methods if m not in ev.METHOD_ROWS]
+    unknown = [m for m in methods if m not in names.METHOD_ROWS]
     if unknown:
         raise ValueError(f"Methods: unknown {', '.join(map(repr, unknown))}; choose from "
-                         f"{', '.join(ev.METHOD_ROWS)}")
+                         f"{', '.join(names.METHOD_ROWS)}")
     return list(dict.fromkeys(methods))
 
 
 def checked_target(target: Any) -> str:
-    if target not in ev.TARGETS:
-        raise ValueError(f"Target: must be one of {', '.join(ev.TARGETS)}, got {target!r}")
+    if target not in names.TARGETS:
+        raise ValueError(f"Target: must be one of {', '.join(names.TARGETS)}, got {target!r}")
     return target
 
 
@@ -224,11 +243,11 @@ def run_evaluation(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, tar
     report(0.0, f"loading {loaded.run_id}")
 
     def on_progress(event: dict[str, Any]) -> None:
-        method = ev.ROW_LABELS.get(event.get("method", ""), "")
+        method = names.ROW_LABELS.get(event.get("method", ""), "")
         step = {"maps": "maps done", "curves": "deletion/insertion done"}.get(event["kind"], "")
         report(float(event["fraction"]), f"{method}: {step}" if method else "evaluating")
 
-    result = ev.evaluate(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
+    result = _evaluation().evaluate(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
                          std=loaded.std, target=target, keep_maps=keep_maps,
                          on_progress=on_progress, should_stop=_stop_check(stop_flag))
     count = len(result.indices)
@@ -260,7 +279,7 @@ def run_sanity(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, *,
     def on_progress(event: dict[str, Any]) -> None:
         report(float(event["fraction"]), f"re-initialised down to {event.get('step', '')}")
 
-    return ev.sanity_check(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
+    return _evaluation().sanity_check(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
                            std=loaded.std, on_progress=on_progress,
                            should_stop=_stop_check(stop_flag))
 
@@ -268,12 +287,12 @@ def run_sanity(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, *,
 # What the page shows ------------------------------------------------------------------------
 
 def shown_metrics(result: ev.EvaluationResult) -> list[str]:
-    return [m for m in ev.METRICS if m != "marker_share" or result.has_marker]
+    return [m for m in names.METRICS if m != "marker_share" or result.has_marker]
 
 
 def table_headers(result: ev.EvaluationResult | None) -> list[str]:
-    metrics = list(ev.METRICS) if result is None else shown_metrics(result)
-    return ["method"] + [ev.METRIC_LABELS[m] for m in metrics] + ["maps (s)"]
+    metrics = list(names.METRICS) if result is None else shown_metrics(result)
+    return ["method"] + [names.METRIC_LABELS[m] for m in metrics] + ["maps (s)"]
 
 
 def _rounded(value: float | None, digits: int = 3) -> float | None:
@@ -311,7 +330,7 @@ def _fit_for_a_column(figure: Any, metric: str, line: float | None) -> Any:
     error bars in colours that show on both backgrounds."""
     subtitle = ("" if line is None else
                 f"<br><sup>dashed: a random map, {line:.3f}</sup>")
-    figure.update_layout(title={"text": ev.METRIC_LABELS[metric] + subtitle}, margin={"t": 64})
+    figure.update_layout(title={"text": names.METRIC_LABELS[metric] + subtitle}, margin={"t": 64})
     figure.layout.annotations = ()
     for shape in figure.layout.shapes or ():
         shape.line.color = REFERENCE_COLOUR
@@ -328,9 +347,9 @@ def _short_ticks(figure: Any) -> Any:
 
 def metric_figures(result: ev.EvaluationResult) -> dict[str, Any]:
     """metric -> figure (None for the marker share on a split without a marker)."""
-    return {m: (_fit_for_a_column(ev.metric_figure(result, m), m, result.random_line(m))
+    return {m: (_fit_for_a_column(_evaluation().metric_figure(result, m), m, result.random_line(m))
                 if m in shown_metrics(result) else None)
-            for m in ev.METRICS}
+            for m in names.METRICS}
 
 
 def csv_download(evaluation: Evaluation) -> str:
@@ -341,7 +360,7 @@ def csv_download(evaluation: Evaluation) -> str:
 def evaluated_methods(evaluation: Evaluation | None) -> list[tuple[str, str]]:
     if evaluation is None:
         return []
-    return [(ev.ROW_LABELS.get(s.method, s.method), s.method) for s in evaluation.result.methods]
+    return [(names.ROW_LABELS.get(s.method, s.method), s.method) for s in evaluation.result.methods]
 
 
 def method_of_row(evaluation: Evaluation | None, row_index: Any) -> str | None:
@@ -404,10 +423,10 @@ class Comparison:
         return any(e.result.has_marker for e in self.evaluations)
 
     def metrics(self) -> list[str]:
-        return [m for m in ev.METRICS if m != "marker_share" or self.has_marker]
+        return [m for m in names.METRICS if m != "marker_share" or self.has_marker]
 
     def headers(self) -> list[str]:
-        return COMPARE_HEADERS_FIXED + [ev.METRIC_LABELS[m] for m in self.metrics()]
+        return COMPARE_HEADERS_FIXED + [names.METRIC_LABELS[m] for m in self.metrics()]
 
     def rows(self) -> list[list[Any]]:
         """Method by method, each run beside the others (3 decimals)."""
@@ -421,7 +440,7 @@ class Comparison:
                 except ValueError:
                     continue
                 row = scores.row()
-                rows.append([ev.ROW_LABELS.get(method, method), evaluation.run,
+                rows.append([names.ROW_LABELS.get(method, method), evaluation.run,
                              _rounded(result.accuracy)]
                             + [_rounded(row.get(m)) for m in self.metrics()])
         return rows
@@ -472,7 +491,7 @@ def compare_runs(runs_dir: Path, run_ids: Any, methods: Any, n_images: Any, targ
 def compare_chart(comparison: Comparison, metric: Any) -> Any:
     """`compare_figure` of the runs by a metric (the first one shown if `metric` is not)."""
     metric = metric if metric in comparison.metrics() else comparison.metrics()[0]
-    figure = _short_ticks(ev.compare_figure(comparison.results(), metric))
+    figure = _short_ticks(_evaluation().compare_figure(comparison.results(), metric))
     # The legend (one entry per run) above the bars: below, it collides with slanted ticks.
     return figure.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom",
                                         "x": 0, "xanchor": "left"}, margin={"t": 80})

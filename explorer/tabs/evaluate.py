@@ -15,7 +15,6 @@ import gradio as gr
 from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
-from ..services import evaluation as ev
 from ..services import evaluation_runs as service
 from ..services.cancellation import session_key
 
@@ -80,7 +79,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
         return (evaluation, service.summary(evaluation),
                 {"headers": service.table_headers(result), "data": service.table_rows(result)},
                 service.csv_download(evaluation),
-                *(_figure_or_hidden(figures[m]) for m in ev.METRICS),
+                *(_figure_or_hidden(figures[m]) for m in service.METRICS),
                 gr.update(choices=methods_shown, value=methods_shown[0][1]),
                 gr.update(choices=[c for c in service.METRIC_CHOICES
                                    if c[1] in service.shown_metrics(result)], value="energy"))
@@ -113,11 +112,11 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
                 f"high while the weights are destroyed does not depend on them.")
         if not result.complete:
             note += f" **{service.STOPPED_NOTE}**"
-        return result, gr.update(value=ev.sanity_figure(result, measure), visible=True), note
+        return result, gr.update(value=service.sanity_chart(result, measure), visible=True), note
 
     @keep_state
     def sanity_measure(result: Any, measure: Any):
-        return gr.skip() if result is None else ev.sanity_figure(result, measure)
+        return gr.skip() if result is None else service.sanity_chart(result, measure)
 
     @keep_state
     def compare(run_ids: Any, methods: Any, n_images: Any, target: Any, metric: Any,
@@ -206,7 +205,7 @@ class Results:
         self.csv = gr.DownloadButton("Download the table (CSV)", size="sm",
                                      variant="secondary")
         self.plots: dict[str, Any] = {}
-        metrics = list(ev.METRICS)
+        metrics = list(service.METRICS)
         for pair in (metrics[0:2], metrics[2:4], metrics[4:]):
             with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
                 for metric in pair:
@@ -310,7 +309,7 @@ def _wire(ctx: TabContext, s: Settings, r: Results, x: Examples, sanity: Sanity,
                          outputs=[x.best, x.worst], **QUIET)
     evaluate = s.evaluate.click(
         h["evaluate"], [s.run, s.methods, s.n_images, s.target],
-        [r.state, r.summary, r.table, r.csv, *(r.plots[m] for m in ev.METRICS), x.method,
+        [r.state, r.summary, r.table, r.csv, *(r.plots[m] for m in service.METRICS), x.method,
          x.metric], **PRIVATE, **ATTRIBUTION_QUEUE)
     evaluate.then(**show_examples)
     # Queued (so its message reaches the page) but never waiting: no concurrency limit.
