@@ -21,6 +21,7 @@ CSS = """
    sideways instead of hiding its last columns. */
 .rx-table th, .rx-table th * { word-break: keep-all !important; overflow-wrap: normal !important;
                                hyphens: none !important; }
+.rx-table td, .rx-table td * { word-break: normal !important; }
 .rx-table .table-wrap, .rx-table .table-container { overflow-x: auto !important; }
 /* Narrow screens: a row's columns stack instead of squeezing (Gradio wraps a row only when
    its columns' min-widths do not fit; this makes every row under 900 px wrap). */

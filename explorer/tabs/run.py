@@ -172,8 +172,12 @@ class Results:
                                          min_width=150, visible=False)
             self.clear_button = gr.Button("Clear table", size="sm", scale=0, min_width=110)
         self.history = gr.State([])
-        self.table = gr.Dataframe(headers=views.HISTORY_COLUMNS, interactive=False, wrap=False,
-                                  elem_id="run-table", elem_classes=["rx-table"])
+        # Widths as shares of the panel, so all eleven columns fit a laptop screen; cells
+        # wrap between words (headers never inside one: theme.py).
+        self.table = gr.Dataframe(headers=views.HISTORY_COLUMNS, interactive=False, wrap=True,
+                                  elem_id="run-table", elem_classes=["rx-table"],
+                                  column_widths=["4%", "13%", "5%", "7%", "12%", "9%", "12%",
+                                                 "10%", "9%", "10%", "9%"])
 
 
 def build(ctx: TabContext) -> None:
