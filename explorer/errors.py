@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import html
 import logging
+import sys
 from typing import Any, Callable, TypeVar
 
 log = logging.getLogger("explorer")
@@ -23,7 +24,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _expected_errors() -> tuple[type[BaseException], ...]:
     import resnext
 
-    return (ValueError, TypeError, resnext.WeightsError)
+    expected: list[type[BaseException]] = [ValueError, TypeError, resnext.WeightsError]
+    # A dataset that is not on disk says where to put it. Looked up only if loaded: an
+    # error in a cheap handler must not import torch just to be classified.
+    cifar = sys.modules.get("resnext.data.cifar")
+    if cifar is not None:
+        expected.append(cifar.DatasetUnavailableError)
+    return tuple(expected)
 
 
 def user_message(fn_name: str, error: BaseException) -> str:

@@ -223,3 +223,14 @@ def test_train_api_start_status_runs_and_use_run(client, app_dirs):
 
     with pytest.raises(AppError, match="not a run id"):
         client.predict("../../etc", api_name="/train_status")
+
+
+def test_cifar_not_on_disk_says_which_file_to_put_where(tmp_path):
+    from explorer.errors import user_message
+
+    made = request(tmp_path, data="cifar10")
+    with pytest.raises(Exception) as info:
+        service.preview(made, tmp_path)
+    message = user_message("before_start", info.value)
+    assert message.startswith("cifar10 not found: put cifar-10-binary.tar.gz")
+    assert "c32a1d4ab5d03f1284b67883e8d87530" in message and str(tmp_path) in message
