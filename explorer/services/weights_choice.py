@@ -72,9 +72,7 @@ class RandomKind:
         return _selected_network(selection)
 
     def describe(self, weights: WeightsChoice, selection: Selection) -> str:
-        network = self.network(weights, selection)
-        return (f"Using **{weights.label}** for {network.config.name} at "
-                f"{network.image_size}×{network.image_size}.\n\n{RANDOM_NOTE}")
+        return f"{_using(weights, self.network(weights, selection))}\n\n{RANDOM_NOTE}"
 
 
 class ImageNetKind:
@@ -134,9 +132,7 @@ class UploadKind:
         return _selected_network(selection)
 
     def describe(self, weights: WeightsChoice, selection: Selection) -> str:
-        network = self.network(weights, selection)
-        return (f"Using **{weights.label}** for {network.config.name} at "
-                f"{network.image_size}×{network.image_size}.")
+        return _using(weights, self.network(weights, selection))
 
 
 class RunKind:
@@ -149,7 +145,10 @@ class RunKind:
         raise ValueError("Weights: a trained run is chosen in the Train tab (Use this run)")
 
     def network(self, weights: WeightsChoice, selection: Selection) -> Network:
-        meta = run_meta(Path(weights.path))
+        return self._network(weights, run_meta(Path(weights.path)))
+
+    @staticmethod
+    def _network(weights: WeightsChoice, meta: dict[str, Any]) -> Network:
         config = ResNeXtConfig.from_dict(meta["model"])
         data = meta["data"]
         size = int(data["image_size"])
@@ -161,9 +160,10 @@ class RunKind:
                        run_samples(Path(weights.path), meta), transform)
 
     def describe(self, weights: WeightsChoice, selection: Selection) -> str:
-        network = self.network(weights, selection)
+        meta = run_meta(Path(weights.path))  # read once: the network and its dataset's name
+        network = self._network(weights, meta)
         return (f"Using **{weights.label}**: {network.config.name} trained on "
-                f"{run_meta(Path(weights.path))['data']['name']} at "
+                f"{meta['data']['name']} at "
                 f"{network.image_size}×{network.image_size}, classes "
                 f"{', '.join(network.class_names[:10])}"
                 + ("…" if len(network.class_names) > 10 else "") + ".")
@@ -177,6 +177,12 @@ def _kind(key: str) -> Any:
     if key not in KINDS:
         raise ValueError(f"Weights: kind must be one of {', '.join(KINDS)}, got {key!r}")
     return KINDS[key]
+
+
+def _using(weights: WeightsChoice, network: Network) -> str:
+    """The status sentence of weights that run the Architecture tab's own network."""
+    return (f"Using **{weights.label}** for {network.config.name} at "
+            f"{network.image_size}×{network.image_size}.")
 
 
 def _selected_network(selection: Selection) -> Network:
