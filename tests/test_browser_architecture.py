@@ -48,3 +48,45 @@ def test_choose_preset_then_move_cardinality(page):
     if os.environ.get("UPDATE_SCREENSHOTS"):  # the README's picture, refreshed on request
         page.wait_for_timeout(1000)  # let the plot finish drawing
         page.screenshot(path=str(ASSETS / "screenshot-architecture.png"), full_page=True)
+
+
+def test_a_dropdown_pick_runs_once_and_never_undoes_the_next_edit(page):
+    """Gradio's dropdown fires `input` on the pick and again on the blur that follows it;
+    the preset (which rewrites every control) answers the pick alone, so a resolution typed
+    straight after choosing a preset stays."""
+    expect(glance(page)).to_contain_text("25,028,904", timeout=30_000)
+    preset_id = page.evaluate(
+        "() => window.gradio_config.components.find(c => c.props.label === 'Preset').id")
+    joins: list[int] = []
+
+    def record(request) -> None:
+        if request.method == "POST" and "/queue/join" in request.url:
+            body = request.post_data_json or {}
+            if body.get("trigger_id") == preset_id:
+                joins.append(body["fn_index"])
+
+    page.on("request", record)
+    page.get_by_label("Preset").click()
+    page.get_by_role("option", name="resnet50", exact=True).click()
+    box = page.get_by_label("number input for Input resolution (pixels)")
+    box.fill("64")
+    box.press("Enter")
+    expect(page.locator(".rx-title")).to_contain_text("ResNet-50 (1x64d) · 64×64 input",
+                                                      timeout=20_000)
+    page.wait_for_timeout(3000)  # anything still queued from the pick would land by now
+    expect(page.locator(".rx-title")).to_contain_text("64×64 input")
+    expect(box).to_have_value("64")
+    # apply_preset, then the analysis it leads to: each sent once.
+    assert len(joins) == 2 and len(set(joins)) == 2, f"one pick sent {joins}"
+
+    # Two edits in a row (a slider step, then a typed resolution) both land, in order: the
+    # first one's answer never puts 64 back in the box.
+    slider = page.get_by_role("slider", name=re.compile("Cardinality"))
+    slider.focus()
+    slider.press("ArrowRight")
+    box.fill("96")
+    box.press("Enter")
+    expect(page.locator(".rx-title")).to_contain_text("(2x64d) · 96×96 input", timeout=20_000)
+    page.wait_for_timeout(2000)
+    expect(page.locator(".rx-title")).to_contain_text("(2x64d) · 96×96 input")
+    expect(box).to_have_value("96")

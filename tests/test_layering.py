@@ -55,3 +55,27 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("def f():\n    import torch.nn as nn\n    from PIL import Image\n")
     assert {"torch.nn", "PIL", "PIL.Image"} <= imported_modules(sample)
+
+
+def test_no_dropdown_input_event_rewrites_a_control(app_dirs):
+    """Gradio fires a dropdown's `input` on a pick and again on the blur after it, so a
+    handler that rewrites controls (a preset, a sweep's range) must answer `select`, which
+    fires once; otherwise the repeat can undo the edit a person makes next."""
+    import gradio as gr
+
+    from explorer.app import create_app
+    from explorer.context import AppOptions
+
+    runs_dir, data_dir = app_dirs
+    demo = create_app(AppOptions(runs_dir=runs_dir, data_dir=data_dir))
+    controls = (gr.Slider, gr.Number, gr.Textbox, gr.Dropdown, gr.Radio, gr.Checkbox,
+                gr.CheckboxGroup)
+    offending, watched = [], 0
+    for dependency in demo.fns.values():
+        for block_id, event in dependency.targets:
+            if isinstance(demo.blocks.get(block_id), gr.Dropdown) and event == "input":
+                watched += 1
+                offending += [f"{demo.blocks[block_id].label} -> {output.label}"
+                               for output in dependency.outputs if isinstance(output, controls)]
+    assert watched > 5  # the check sees the app's dropdowns (device, method, metric, ...)
+    assert offending == []

@@ -281,16 +281,21 @@ def _wire(ctx: TabContext, c: Controls, o: Outputs) -> None:
     def then_analyze(event: Any) -> None:
         event.then(analyze_page, page_inputs, page_outputs, **quiet, **CHEAP)
 
-    for control in (c.cardinality, c.width, c.image_size, c.base_planes, c.stem, c.form,
-                    c.grouped, c.keep, c.baseline):
-        control.input(analyze_page, page_inputs, page_outputs, **quiet, **CHEAP)
-    for event in (c.classes.submit, c.classes.blur, c.blocks.submit, c.blocks.blur):
-        event(analyze_page, page_inputs, page_outputs, **quiet, **CHEAP)
+    # One event for every control edit: Gradio runs it once at a time per page and then once
+    # more with the latest values, so an earlier edit's answer can never land after a later
+    # one's and put its values back in the controls.
+    edits = [control.input for control in (c.cardinality, c.width, c.image_size,
+                                           c.base_planes, c.stem, c.form, c.grouped, c.keep)]
+    edits += [c.classes.submit, c.classes.blur, c.blocks.submit, c.blocks.blur]
+    # Dropdowns answer `select` (once per pick): Gradio fires their `input` again on blur,
+    # and a second apply_preset landing after the user's next edit would undo it.
+    edits.append(c.baseline.select)
+    gr.on(edits, analyze_page, page_inputs, page_outputs, **quiet, **CHEAP)
     then_analyze(c.depth.input(keep_state(apply_depth.__wrapped__),
                                [c.depth, c.blocks, c.stem, c.image_size, c.classes],
                                [c.blocks, c.stem, c.image_size, c.classes], **quiet))
-    then_analyze(c.preset.input(keep_state(apply_preset.__wrapped__), [c.preset], c.settable,
-                                **quiet))
+    then_analyze(c.preset.select(keep_state(apply_preset.__wrapped__), [c.preset], c.settable,
+                                 **quiet))
     then_analyze(o.load_json.click(keep_state(apply_json.__wrapped__), [o.pasted], c.settable,
                                    api_visibility="private"))
     # The torchinfo summary builds a (meta) model: its own small queue, redrawn whenever

@@ -228,8 +228,9 @@ def _wire(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, accuracy: Accurac
                       breakdown.plot, **quiet)
     sweep_io = dict(fn=draw_sweep, inputs=[ctx.selection, *sweep.inputs],
                     outputs=[sweep.plot, sweep.note, sweep.csv], **quiet)
-    sweep.variable.input(sweep_defaults, [sweep.variable], [sweep.start, sweep.stop],
-                         api_visibility="private", show_progress="hidden").then(**sweep_io)
+    # `select`, not `input` (which a dropdown re-fires on blur, resetting a typed From/To).
+    sweep.variable.select(sweep_defaults, [sweep.variable], [sweep.start, sweep.stop],
+                          api_visibility="private", show_progress="hidden").then(**sweep_io)
     sweep.points.release(**sweep_io)
     for control in (sweep.spacing, sweep.keep):
         control.input(**sweep_io)

@@ -286,8 +286,8 @@ def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> Non
         number.submit(**before)
         number.blur(**before)
     s.recipe.input(h["recipe_note"], s.recipe, s.lr, **quiet)
-    s.data.input(lambda data: gr.update(visible=data.startswith("cifar")), s.data, s.download,
-                 **quiet)
+    s.data.select(lambda data: gr.update(visible=data.startswith("cifar")), s.data, s.download,
+                  **quiet)
     live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet).then(
         **{**before, "inputs": [live.smaller, *s.values]})
 
