@@ -53,7 +53,7 @@ def test_choose_preset_then_move_cardinality(page):
 def test_a_dropdown_pick_runs_once_and_never_undoes_the_next_edit(page):
     """Gradio's dropdown fires `input` on the pick and again on the blur that follows it;
     the preset (which rewrites every control) answers the pick alone, so a resolution typed
-    straight after choosing a preset stays."""
+    once the preset shows stays (a second apply_preset, late under load, used to undo it)."""
     expect(glance(page)).to_contain_text("25,028,904", timeout=30_000)
     preset_id = page.evaluate(
         "() => window.gradio_config.components.find(c => c.props.label === 'Preset').id")
@@ -68,6 +68,7 @@ def test_a_dropdown_pick_runs_once_and_never_undoes_the_next_edit(page):
     page.on("request", record)
     page.get_by_label("Preset").click()
     page.get_by_role("option", name="resnet50", exact=True).click()
+    expect(page.locator(".rx-title")).to_contain_text("ResNet-50 (1x64d)", timeout=20_000)
     box = page.get_by_label("number input for Input resolution (pixels)")
     box.fill("64")
     box.press("Enter")

@@ -116,7 +116,8 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
     expect(page.locator("#attr-weights-status")).to_contain_text("for ResNet-50 (1x64d) at 64×64")
     explain(page, "ResNet-50 (1x64d), random (seed 0)")
 
-    # Cancel a slow run: the message shows, the earlier map stays, the app keeps serving.
+    # Cancel a slow run, with a grid waiting behind it: one message shows, the run stops
+    # (its earlier map stays), the grid never starts, and the app keeps serving.
     src = overlay.get_attribute("src")
     choose(page, "Method", "Integrated Gradients")
     set_number(page, "IG steps", 512)
@@ -124,11 +125,21 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
     page.get_by_role("button", name="Explain", exact=True).click()
     # Out of the queue and running (IG at 512 steps, one per pass, runs for a minute).
     expect(page.locator("#attr-overlay")).to_contain_text("processing", timeout=60_000)
+    page.get_by_text("Grid: methods or configs side by side").click()
+    page.get_by_role("button", name="Explain side by side").click()
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Cancel").click()
     toast(page, "Cancelled: the attribution was stopped")
+    expect(page.locator("#attr-overlay")).not_to_contain_text("processing", timeout=30_000)
+    # Its turn came (nothing else waits) and it ended at once: no longer queued or running,
+    # and no table of maps.
+    expect(page.locator("#attr-grid")).not_to_contain_text(re.compile("processing|queue"),
+                                                           timeout=30_000)
+    expect(page.locator("#attr-grid-summary")).to_have_text("")
     assert overlay.get_attribute("src") == src
+    expect(page.locator(".toast-body")).to_have_count(1)
     no_error_badges(page)
+    page.get_by_text("Grid: methods or configs side by side").click()
     choose(page, "Method", "Saliency (gradient)")
     explain(page, "Saliency (gradient) for")
 

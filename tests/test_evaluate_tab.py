@@ -9,7 +9,9 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 
@@ -195,3 +197,25 @@ def test_api_evaluate_and_sanity_check(client, app_dirs):
         client.predict("eval-api-cifar", ["saliency"], 8, "label", api_name="/evaluate")
     with pytest.raises(Exception, match=r"Test images must be an integer in \[1, 1000\]"):
         client.predict("eval-api-run", ["saliency"], 0, "label", api_name="/evaluate")
+
+
+def test_stop_drops_an_evaluation_still_waiting_and_not_a_later_one(ctx, runs_dir):
+    """Stop pressed while Evaluate waited in the queue: its turn comes and it ends at once,
+    leaving the page as it was; an Evaluate pressed after the Stop runs."""
+    handlers = tab.make_handlers(ctx)
+    page = SimpleNamespace(session_hash="page-1")
+    handlers["stop"](2_000.0, request=page)
+    dropped = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label", 1_000.0,
+                                   request=page, progress=None)
+    assert dropped == gr.skip()
+    assert handlers["sanity"]("a-shapes", METHODS, float(N_IMAGES), "spearman", 1_500.0,
+                              request=page, progress=None) == gr.skip()
+    assert handlers["compare"](["a-shapes"], METHODS, float(N_IMAGES), "label", "energy", None,
+                               1_500.0, request=page, progress=None) == gr.skip()
+    later = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label", 3_000.0,
+                                 request=page, progress=None)
+    assert f"Evaluated {N_IMAGES} test images" in later[1]
+    other_page = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label", 1_000.0,
+                                      request=SimpleNamespace(session_hash="page-2"),
+                                      progress=None)
+    assert f"Evaluated {N_IMAGES} test images" in other_page[1]

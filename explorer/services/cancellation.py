@@ -1,8 +1,12 @@
-"""Per-session cancel flags for long model work (attributions).
+"""Per-session cancel flags for long model work (attributions, evaluations).
 
-Gradio's `cancels=` stops waiting for a running handler but cannot stop its thread; the
-Cancel button also sets the session's flag here, which the model's forward pre-hook checks
-(`attribution.ForwardMonitor`), so the work stops at its next forward pass.
+The Cancel button sets the session's flag, which the model's forward pre-hook checks
+(`attribution.ForwardMonitor`), so running work stops at its next forward pass and its event
+ends normally (earlier results kept). Work still waiting in the queue is dropped when its
+turn comes: each press of a work button and of Cancel carries the browser's clock
+(`CLICK_TIME_JS`), and work pressed before the latest Cancel does not start. (Gradio's own
+`cancels=` is not used: cutting a running event off races with its answer and can leave an
+error toast on the page.)
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ class CancelFlags:
         self._lock = threading.Lock()
         self._capacity = capacity
         self._busy: dict[str, int] = {}  # sessions with work running, and how many
+        self._cancelled_at: OrderedDict[str, float] = OrderedDict()  # browser ms of Cancel
 
     def fresh(self, session: str) -> threading.Event:
         """The session's flag, cleared: a new piece of work starts."""
@@ -46,15 +51,38 @@ class CancelFlags:
                 if not self._busy[session]:
                     del self._busy[session]
 
-    def cancel(self, session: str) -> bool:
-        """Set the session's flag; False when the session has no work running."""
+    def cancel(self, session: str, clicked_at: Any = None) -> bool:
+        """Set the session's flag; False when the session has no work running. With the
+        browser time of the press, work pressed before it and still waiting is dropped."""
         with self._lock:
+            if _is_time(clicked_at):
+                self._cancelled_at.pop(session, None)
+                self._cancelled_at[session] = float(clicked_at)
+                while len(self._cancelled_at) > self._capacity:
+                    self._cancelled_at.popitem(last=False)
             flag = self._flags.get(session)
             busy = session in self._busy
         if flag is None or not busy:
             return False
         flag.set()
         return True
+
+    def dropped(self, session: str, clicked_at: Any) -> bool:
+        """Whether work pressed at `clicked_at` (browser ms) was cancelled before it began."""
+        with self._lock:
+            cancelled_at = self._cancelled_at.get(session)
+        return _is_time(clicked_at) and cancelled_at is not None and float(
+            clicked_at) <= cancelled_at
+
+
+def _is_time(value: Any) -> bool:
+    """A browser timestamp in ms (a page without the script sends nothing: never dropped)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+# The page's work and Cancel buttons replace their last input (a hidden number) with the
+# browser's clock, so the two are compared on one clock whatever the server's says.
+CLICK_TIME_JS = "(...values) => [...values.slice(0, -1), Date.now()]"
 
 
 CANCEL_FLAGS = CancelFlags()

@@ -84,15 +84,30 @@ def analyze_page(cardinality: float, bottleneck_width: float, blocks_text: str, 
                  block_form: str, grouped_reduce: bool, num_classes: float, image_size: float,
                  keep_complexity: bool, baseline: str, base_planes: float, in_use: Selection):
     """The page: as /analyze, and every control shows the value in use (blocks normalised,
-    d from C under keep complexity), plus the link to this network."""
-    selection = selection_from_controls(cardinality, bottleneck_width, blocks_text, stem,
-                                        block_form, grouped_reduce, num_classes, image_size,
-                                        keep_complexity, base_planes)
+    d from C under keep complexity), plus the link to this network.
+
+    Only a control whose value the handler changed is written: one the person edits while
+    this answer is on its way keeps their new value (and the event for it, which Gradio runs
+    next, reads that value)."""
+    sent = [cardinality, bottleneck_width, blocks_text, stem, block_form, grouped_reduce,
+            num_classes, image_size, keep_complexity, base_planes]
+    selection = selection_from_controls(*sent)
     view = service.view(selection, baseline)
-    preset, width, depth, *shown = _view_outputs(view, keep_complexity)
-    controls = controls_of(selection, keep_complexity)
-    controls[1] = width
+    preset, _, depth, *shown = _view_outputs(view, keep_complexity)
+    controls = [gr.skip() if _same_value(before, after) else after
+                for before, after in zip(sent, controls_of(selection, keep_complexity))]
+    width = selection.config.bottleneck_width  # d's box also locks under keep complexity
+    controls[1] = gr.update(interactive=not keep_complexity,
+                            **({} if _same_value(bottleneck_width, width) else {"value": width}))
     return [selection, *controls, preset, depth, *shown, _link_markdown(view.link)]
+
+
+def _same_value(sent: Any, shown: Any) -> bool:
+    """Whether a control already shows `shown` (numbers compare as numbers: 32.0 is 32)."""
+    if isinstance(sent, (int, float)) and not isinstance(sent, bool) and isinstance(
+            shown, (int, float)) and not isinstance(shown, bool):
+        return float(sent) == float(shown)
+    return sent == shown
 
 
 def _link_markdown(query: str) -> str:

@@ -24,7 +24,7 @@ from ..errors import keep_state, user_errors, user_message
 from ..selection import Selection, default_selection
 from ..services import attribution, explanation
 from ..services.attribution import LIMITS, AttributionSettings, Display
-from ..services.cancellation import CANCEL_FLAGS, session_key
+from ..services.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, session_key
 from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS,
                                     GRID_MODES, ExplainRequest, GridRequest)
@@ -83,13 +83,38 @@ def _progress(progress: Any) -> Callable[..., None]:
     return progress if progress is not None else (lambda *args, **kwargs: None)
 
 
-def _cancellable(run: Callable[[Any], Any], request: Any) -> Any:
-    """Run with the session's fresh cancel flag; a cancel becomes its message."""
+class _Cancelled(Exception):
+    """The page's work was cancelled: Cancel has said so, and every output stays."""
+
+
+def _cancellable(run: Callable[[Any], Any], request: Any, clicked_at: Any = None) -> Any:
+    """Run with the session's fresh cancel flag, unless Cancel was pressed after this work's
+    button (it waited in the queue). A cancel is an error for the API; for the page,
+    `_Cancelled` (Cancel's own toast is the message)."""
+    session = session_key(request)
+    if CANCEL_FLAGS.dropped(session, clicked_at):
+        raise _Cancelled
     try:
-        with CANCEL_FLAGS.running(session_key(request)) as flag:
+        with CANCEL_FLAGS.running(session) as flag:
             return run(flag)
     except attribution.AttributionCancelled:
+        if clicked_at is not None:
+            raise _Cancelled from None
         raise gr.Error(CANCELLED_MESSAGE, print_exception=False) from None
+
+
+def _page_work(name: str, names: Sequence[str], body: Callable[[dict, Any, Any], Any]
+               ) -> Callable:
+    """A page twin of an endpoint: its last input is the press's browser time (CLICK_TIME_JS),
+    a cancel leaves every output as it was, and other failures are toasts (`keep_state`)."""
+    def cancelled_keeps_all(values: dict, request: Any, progress: Any) -> Any:
+        try:
+            return body(values, request, progress)
+        except _Cancelled:
+            return gr.skip()
+
+    cancelled_keeps_all.__doc__ = body.__doc__
+    return keep_state(_endpoint(name, [*names, "clicked_at"], cancelled_keeps_all))
 
 
 # Handlers: weights -------------------------------------------------------------------------
@@ -201,7 +226,7 @@ def show_crop(image: Any, selection: Any, weights: Any):
 def _explain(values: dict, request: Any, progress: Any) -> explanation.Explanation:
     explain_request = ExplainRequest.from_values(values, values["selection"], values["weights"])
     return _cancellable(lambda flag: explanation.explain(explain_request, _progress(progress),
-                                                         flag), request)
+                                                         flag), request, values.get("clicked_at"))
 
 
 def _attribute_api(values: dict, request: Any, progress: Any):
@@ -227,8 +252,8 @@ STATE_ARGUMENTS = ("selection", "weights")
 PANEL_ARGUMENTS = ("kind", "seed", "imagenet_name")
 run_attribution = user_errors(_endpoint("run_attribution", ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS,
                                         _attribute_api))
-run_attribution_page = keep_state(_endpoint(
-    "run_attribution", ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS + PANEL_ARGUMENTS, _attribute_page))
+run_attribution_page = _page_work(
+    "run_attribution", ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS + PANEL_ARGUMENTS, _attribute_page)
 
 
 def _grid(values: dict, request: Any, progress: Any):
@@ -236,12 +261,12 @@ def _grid(values: dict, request: Any, progress: Any):
     on this network and a preset. Gallery items, a summary table and the curves."""
     grid = GridRequest.from_values(values, values["selection"], values["weights"])
     result = _cancellable(lambda flag: explanation.explain_grid(grid, _progress(progress), flag),
-                          request)
+                          request, values.get("clicked_at"))
     return result.gallery, result.table, result.figure
 
 
 run_grid = user_errors(_endpoint("run_grid", GRID_ARGUMENTS + STATE_ARGUMENTS, _grid))
-run_grid_page = keep_state(_endpoint("run_grid", GRID_ARGUMENTS + STATE_ARGUMENTS, _grid))
+run_grid_page = _page_work("run_grid", GRID_ARGUMENTS + STATE_ARGUMENTS, _grid)
 
 
 def feature_maps(image: Any, selection: Any, weights: Any, device: str, channels: float):
@@ -272,10 +297,10 @@ def stride_for_window(window: float, stride: float):
     return gr.update(maximum=window, value=min(stride, window))
 
 
-def request_cancel(request: gr.Request = None) -> None:
-    """Stop this session's running attribution at the model's next forward pass; the page
-    stops waiting at once (`cancels=`) and keeps its earlier results."""
-    if CANCEL_FLAGS.cancel(session_key(request)):
+def request_cancel(clicked_at: Any = None, request: gr.Request = None) -> None:
+    """Stop this session's running attribution at the model's next forward pass (the page
+    keeps its earlier results); one waiting in the queue is dropped when its turn comes."""
+    if CANCEL_FLAGS.cancel(session_key(request), clicked_at):
         gr.Info(CANCELLED_MESSAGE)
     else:
         gr.Info("No attribution was running; one waiting in the queue, if any, is dropped.")
@@ -402,8 +427,9 @@ def _grid_section(inputs: dict, views: dict, buttons: dict) -> None:
             [(label, key) for key, label in attribution.METHODS.items()],
             value=list(explanation.DEFAULT_GRID_METHODS), label="Methods (methods mode)")
         buttons["grid_run"] = gr.Button("Explain side by side")
-        views["grid"] = gr.Gallery(label="Maps", columns=3, height="auto", object_fit="contain")
-        views["grid_summary"] = gr.Markdown()
+        views["grid"] = gr.Gallery(label="Maps", columns=3, height="auto", object_fit="contain",
+                                   elem_id="attr-grid")
+        views["grid_summary"] = gr.Markdown(elem_id="attr-grid-summary")
         views["grid_curves"] = gr.Plot(label="Deletion curves")
 
 
@@ -431,6 +457,8 @@ def _layout(ctx: TabContext) -> _Controls:
             with gr.Row():
                 buttons["explain"] = gr.Button("Explain", variant="primary")
                 buttons["cancel"] = gr.Button("Cancel", variant="stop")
+                # The press time of Explain, Grid or Cancel (browser ms, set by CLICK_TIME_JS).
+                inputs["clicked_at"] = gr.Number(0, visible=False)
         with gr.Column(scale=2, min_width=440):
             _result_views(inputs, views)
             _grid_section(inputs, views, buttons)
@@ -466,27 +494,28 @@ def _wire_weights(ctx: TabContext, c: _Controls) -> None:
                          c["imagenet_name"], **QUIET)
 
 
-def _wire_explain(c: _Controls) -> list[Any]:
+def _wire_explain(c: _Controls) -> None:
     c["image"].change(show_crop, c.all(["image", "selection", "weights"]),
                       [c["crop"], c["image"]], **PRIVATE, show_progress="hidden",
                       trigger_mode="always_last")
     page_outputs = c.all(["overlay", "top5", "summary", "deletion", "raw_map", "last",
                           "colour_bar"])
-    explain = c["explain"].click(
-        run_attribution_page, c.all(ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS + PANEL_ARGUMENTS),
-        page_outputs, **PRIVATE, **ATTRIBUTION_QUEUE)
+    c["explain"].click(
+        run_attribution_page,
+        c.all([*ATTRIBUTE_ARGUMENTS, *STATE_ARGUMENTS, *PANEL_ARGUMENTS, "clicked_at"]),
+        page_outputs, js=CLICK_TIME_JS, **PRIVATE, **ATTRIBUTION_QUEUE)
     c["window"].change(stride_for_window, c.all(["window", "stride"]), c["stride"], **QUIET)
     display = c.all(["last", "sign", "colormap", "opacity"])
     c["sign"].input(choose_sign, display, c.all(["colormap", "overlay", "colour_bar"]), **QUIET)
     for name in ("colormap", "opacity"):
         c[name].input(keep_state(redraw), display, c.all(["overlay", "colour_bar"]), **QUIET)
-    grid = c["grid_run"].click(run_grid_page, c.all(GRID_ARGUMENTS + STATE_ARGUMENTS),
-                           c.all(["grid", "grid_summary", "grid_curves"]), **PRIVATE,
-                           **ATTRIBUTION_QUEUE)
-    features = c["features_run"].click(
+    c["grid_run"].click(run_grid_page, c.all([*GRID_ARGUMENTS, *STATE_ARGUMENTS, "clicked_at"]),
+                        c.all(["grid", "grid_summary", "grid_curves"]), js=CLICK_TIME_JS,
+                        **PRIVATE, **ATTRIBUTION_QUEUE)
+    # One forward pass: quick enough to need no Cancel.
+    c["features_run"].click(
         keep_state(feature_maps), c.all(["image", "selection", "weights", "device", "channels"]),
         c["features"], **PRIVATE, **ATTRIBUTION_QUEUE)
-    return [explain, grid, features]
 
 
 def _wire_api(c: _Controls) -> None:
@@ -515,10 +544,10 @@ def build(ctx: TabContext) -> None:
     controls = _layout(ctx)
     _wire_api(controls)  # first: the endpoints get their names before the page's twins
     _wire_weights(ctx, controls)
-    page_events = _wire_explain(controls)
+    _wire_explain(controls)
     # Queued (so its message reaches the page) but never waiting: no concurrency limit.
-    controls["cancel"].click(request_cancel, None, None, cancels=page_events, **PRIVATE,
-                             show_progress="hidden", concurrency_limit=None)
+    controls["cancel"].click(request_cancel, controls["clicked_at"], None, js=CLICK_TIME_JS,
+                             **PRIVATE, show_progress="hidden", concurrency_limit=None)
     ctx.demo.load(lambda: gr.update(choices=device_choices()), None, controls["device"],
                   **PRIVATE, show_progress="hidden")
     follow_shared_device(ctx, controls["device"])

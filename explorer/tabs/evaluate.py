@@ -16,7 +16,7 @@ from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
 from ..services import evaluation_runs as service
-from ..services.cancellation import session_key
+from ..services.cancellation import CLICK_TIME_JS, session_key
 
 # Evaluations build and run models for seconds to a minute: they share the Attributions
 # tab's queue, one at a time, so they never compete for the same cores.
@@ -36,6 +36,11 @@ INTRO = (
 
 def _flag_of(request: Any):
     return service.STOP_FLAGS.running(session_key(request))
+
+
+def _dropped(request: Any, clicked_at: Any) -> bool:
+    """Stop was pressed after this work's button, while it waited in the queue."""
+    return service.STOP_FLAGS.dropped(session_key(request), clicked_at)
 
 
 def _progress_of(progress: Any):
@@ -65,8 +70,10 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
         return service.describe_run(runs_dir, run_id)
 
     @keep_state
-    def evaluate(run_id: Any, methods: Any, n_images: Any, target: Any,
+    def evaluate(run_id: Any, methods: Any, n_images: Any, target: Any, clicked_at: Any = None,
                  request: gr.Request = None, progress=gr.Progress()):
+        if _dropped(request, clicked_at):
+            return gr.skip()
         with _flag_of(request) as flag:
             evaluation = service.run_evaluation(runs_dir, run_id, methods, n_images, target,
                                                 progress=_progress_of(progress), stop_flag=flag)
@@ -84,11 +91,11 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
                 gr.update(choices=[c for c in service.METRIC_CHOICES
                                    if c[1] in service.shown_metrics(result)], value="energy"))
 
-    def stop(request: gr.Request = None):
-        if service.STOP_FLAGS.cancel(session_key(request)):
+    def stop(clicked_at: Any = None, request: gr.Request = None):
+        if service.STOP_FLAGS.cancel(session_key(request), clicked_at):
             gr.Info("Stopping after the current batch of images: what is finished is shown.")
         else:
-            gr.Info("No evaluation is running for this page.")
+            gr.Info("No evaluation is running for this page; one waiting, if any, is dropped.")
 
     @keep_state
     def examples(evaluation: Any, method: Any, metric: Any, k: Any):
@@ -102,8 +109,10 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
         return method if method is not None else gr.skip()
 
     @keep_state
-    def sanity(run_id: Any, methods: Any, n_images: Any, measure: Any,
+    def sanity(run_id: Any, methods: Any, n_images: Any, measure: Any, clicked_at: Any = None,
                request: gr.Request = None, progress=gr.Progress()):
+        if _dropped(request, clicked_at):
+            return gr.skip()
         with _flag_of(request) as flag:
             result = service.run_sanity(runs_dir, run_id, methods, n_images,
                                         progress=_progress_of(progress), stop_flag=flag)
@@ -120,7 +129,10 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
 
     @keep_state
     def compare(run_ids: Any, methods: Any, n_images: Any, target: Any, metric: Any,
-                current: Any, request: gr.Request = None, progress=gr.Progress()):
+                current: Any, clicked_at: Any = None, request: gr.Request = None,
+                progress=gr.Progress()):
+        if _dropped(request, clicked_at):
+            return gr.skip()
         with _flag_of(request) as flag:
             comparison = service.compare_runs(runs_dir, run_ids, methods, n_images, target,
                                               reuse=[current], progress=_progress_of(progress),
@@ -191,6 +203,8 @@ class Settings:
         with gr.Row():
             self.evaluate = gr.Button("Evaluate", variant="primary")
             self.stop = gr.Button("Stop", variant="stop")
+            # When Evaluate, Sanity, Compare or Stop was pressed (browser ms, CLICK_TIME_JS).
+            self.clicked_at = gr.Number(0, visible=False)
 
 
 class Results:
@@ -307,28 +321,31 @@ def _wire(ctx: TabContext, s: Settings, r: Results, x: Examples, sanity: Sanity,
 
     show_examples = dict(fn=h["examples"], inputs=[r.state, *x.inputs],
                          outputs=[x.best, x.worst], **QUIET)
+    # Each press carries its browser time: Stop drops work still waiting in the queue.
+    pressed = dict(js=CLICK_TIME_JS, **PRIVATE, **ATTRIBUTION_QUEUE)
     evaluate = s.evaluate.click(
-        h["evaluate"], [s.run, s.methods, s.n_images, s.target],
+        h["evaluate"], [s.run, s.methods, s.n_images, s.target, s.clicked_at],
         [r.state, r.summary, r.table, r.csv, *(r.plots[m] for m in service.METRICS), x.method,
-         x.metric], **PRIVATE, **ATTRIBUTION_QUEUE)
+         x.metric], **pressed)
     evaluate.then(**show_examples)
     # Queued (so its message reaches the page) but never waiting: no concurrency limit.
-    s.stop.click(h["stop"], None, None, **QUIET, concurrency_limit=None)
+    s.stop.click(h["stop"], s.clicked_at, None, js=CLICK_TIME_JS, **QUIET,
+                 concurrency_limit=None)
     r.table.select(h["pick_row"], r.state, x.method, **QUIET).then(**show_examples)
     for control in (x.method, x.metric):
         control.input(**show_examples)
     x.k.submit(**show_examples)
     x.k.blur(**show_examples)
 
-    sanity.run.click(h["sanity"], [s.run, s.methods, sanity.n_images, sanity.measure],
-                     [sanity.state, sanity.plot, sanity.note], **PRIVATE, **ATTRIBUTION_QUEUE)
+    sanity.run.click(h["sanity"], [s.run, s.methods, sanity.n_images, sanity.measure,
+                                   s.clicked_at], [sanity.state, sanity.plot, sanity.note],
+                     **pressed)
     sanity.measure.input(h["sanity_measure"], [sanity.state, sanity.measure], sanity.plot,
                          **QUIET)
 
     compare.run.click(h["compare"], [compare.runs, s.methods, s.n_images, s.target,
-                                     compare.metric, r.state],
-                      [compare.state, compare.table, compare.plot, compare.note], **PRIVATE,
-                      **ATTRIBUTION_QUEUE)
+                                     compare.metric, r.state, s.clicked_at],
+                      [compare.state, compare.table, compare.plot, compare.note], **pressed)
     compare.metric.input(h["compare_metric"], [compare.state, compare.metric], compare.plot,
                          **QUIET)
 

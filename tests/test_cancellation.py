@@ -1,0 +1,63 @@
+"""Cancel flags: running work sees its flag; work pressed before a Cancel and still waiting
+is dropped, work pressed after it is not; a page without the click-time script is never
+dropped; sessions are apart."""
+
+import threading
+
+from explorer.services.cancellation import CancelFlags
+
+
+def test_cancel_sets_only_the_running_sessions_flag():
+    flags = CancelFlags()
+    with flags.running("a") as flag_a, flags.running("b") as flag_b:
+        assert flags.cancel("a", 1000.0) is True
+        assert flag_a.is_set() and not flag_b.is_set()
+    assert flags.cancel("a", 2000.0) is False  # nothing running now
+
+
+def test_work_pressed_before_cancel_is_dropped_and_later_work_is_not():
+    flags = CancelFlags()
+    assert not flags.dropped("s", 1000.0)  # no Cancel yet
+    flags.cancel("s", 1500.0)
+    assert flags.dropped("s", 1000.0)
+    assert flags.dropped("s", 1500.0)
+    assert not flags.dropped("s", 1600.0)
+    assert not flags.dropped("other", 1000.0)
+
+
+def test_missing_or_odd_times_never_drop():
+    flags = CancelFlags()
+    flags.cancel("s", 1500.0)
+    for value in (None, 0, 0.0, -5, True, "1000", float("nan")):
+        assert not flags.dropped("s", value)
+    flags.cancel("s", None)  # a Cancel without a time keeps the earlier one
+    assert flags.dropped("s", 1000.0)
+
+
+def test_a_fresh_run_clears_the_flag_and_busy_counts_nest():
+    flags = CancelFlags()
+    with flags.running("s") as flag:
+        flags.cancel("s")
+        assert flag.is_set()
+    with flags.running("s") as flag:
+        assert not flag.is_set()
+        with flags.running("s"):
+            pass
+        assert flags.cancel("s") is True  # still busy with the outer work
+
+
+def test_many_sessions_keep_memory_bounded():
+    flags = CancelFlags(capacity=3)
+    for index in range(10):
+        flags.cancel(f"s{index}", 100.0)
+    assert not flags.dropped("s0", 50.0)  # forgotten
+    assert flags.dropped("s9", 50.0)
+
+
+def test_cancel_from_another_thread_reaches_running_work():
+    flags = CancelFlags()
+    seen = threading.Event()
+    with flags.running("s") as flag:
+        threading.Thread(target=lambda: flags.cancel("s", 10.0)).start()
+        seen.set() if flag.wait(5) else None
+    assert seen.is_set()
