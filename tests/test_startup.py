@@ -58,3 +58,23 @@ def test_building_the_app_imports_no_torch_captum_or_matplotlib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_reading_a_run_folder_imports_no_torch(tmp_path):
+    """The app follows training runs (and lists them) with the library's run-file reader,
+    which must not pull torch in; the files it reads are the ones a run writes."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1}) + "\n{torn")
+    (tmp_path / "status.json").write_text(json.dumps({"state": "running"}))
+    code = ("import sys; from resnext.train import runs; import explorer.services.training_jobs; "
+            f"folder = {str(tmp_path)!r}; "
+            "assert runs.read_metrics(folder) == [{'epoch': 1}]; "
+            "assert runs.read_json(folder + '/status.json') == {'state': 'running'}; "
+            "assert runs.read_json(folder + '/missing.json') is None; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
+from resnext.train.runs import MODEL_FILE
 from resnext.validation import whole_number
 
 from . import eval_names as names
@@ -27,7 +28,7 @@ from .cancellation import CancelFlags
 from .downloads import write_download
 from .plots import TEXT_GREY
 from .training import draw_outline, enlarge, to_uint8
-from .training_jobs import MODEL_FILE, read_run
+from .training_jobs import read_run
 
 if TYPE_CHECKING:  # annotations only: the module imports torch and Captum
     from . import evaluation as ev

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from resnext.units import byte_size, duration  # noqa: F401  (one way to print them)
+
 
 def count(value: int) -> str:
     """25028904 -> '25,028,904'."""
@@ -15,17 +17,6 @@ def scaled(value: float, unit: str = "") -> str:
             return f"{value / factor:.3g} {prefix}{unit}" if factor < 1e9 else \
                 f"{value / factor:.2f} {prefix}{unit}"
     return f"{value:g} {unit}".strip()
-
-
-def byte_size(num_bytes: int) -> str:
-    """Decimal units (as torchinfo and download pages print them), the largest that keeps
-    the number at 1 or more: 100.1 MB, 32.8 GB, 512 kB."""
-    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB")):
-        if abs(num_bytes) >= factor:
-            return f"{num_bytes / factor:,.1f} {unit}"
-    if abs(num_bytes) >= 1e3:
-        return f"{num_bytes / 1e3:,.0f} kB"
-    return f"{num_bytes:,} B"
 
 
 def percent_change(value: float, baseline: float) -> str:

@@ -20,6 +20,7 @@ from resnext import ResNeXtConfig
 from resnext.validation import whole_number
 
 from ..selection import Selection
+from . import formatting as fmt
 
 # The datasets on offer, besides image folders found under the data directory.
 BUILTIN_DATASETS = {
@@ -308,7 +309,7 @@ def forecast(request: TrainRequest, data_dir: Path) -> Forecast:
             ratio = (resnext.complexity(smaller.config, request.image_size).macs
                      / resnext.complexity(request.config, request.image_size).macs)
             text += (f"\n\n**That is long.** {smaller.config.name} (fewer blocks, a narrower "
-                     f"base) would take about {guess.seconds * ratio / 60:.0f} min at the same "
+                     f"base) would take about {fmt.duration(guess.seconds * ratio)} at the same "
                      f"rate. Nothing changes unless you press *Use the smaller variant*.")
         else:
             text += "\n\n**That is long.** Fewer epochs or images would shorten it."

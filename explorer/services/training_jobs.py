@@ -12,7 +12,6 @@ memory: a queued run that never started is the one thing a restart forgets).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -24,35 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnext.train.runs import (CONFIG_FILE, PROGRESS_FILE, STATUS_FILE, read_json,
+                                read_metrics, status_record, timestamp, write_json)
+from resnext.train.runs import STATES as RUN_STATES
+
 from .training import TrainRequest
 
-# Files of a run folder (resnext.train.runs writes them; read here without importing torch).
-CONFIG_FILE, METRICS_FILE, MODEL_FILE = "config.json", "metrics.jsonl", "model.safetensors"
-STATUS_FILE, PROGRESS_FILE, LOG_FILE = "status.json", "progress.json", "train.log"
+LOG_FILE = "train.log"  # the child's stdout and stderr, beside the files it writes
 FOLLOW_SECONDS = 0.5  # how often a running run's progress.json is read
 STEP_HISTORY = 5000  # at most this many step points are kept per run for the live chart
-STATES = ("queued", "running", "finished", "stopped", "failed", "interrupted")
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (run_dir / METRICS_FILE).read_text().splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            break  # a line being written: the file is replaced atomically, but be safe
-    return rows
+# What a run folder says, plus what only the app knows: waiting in its queue, or left
+# "running" by a process that is gone.
+STATES = ("queued", *RUN_STATES, "interrupted")
 
 
 def pid_alive(pid: Any) -> bool:
@@ -107,8 +89,8 @@ RUN_COLUMNS = ["run", "state", "network", "dataset", "epochs", "test accuracy", 
 
 def read_run(run_dir: Path) -> RunRecord | None:
     """The record of a run folder, or None when it holds no run (yet)."""
-    config = _read_json(run_dir / CONFIG_FILE)
-    status = _read_json(run_dir / STATUS_FILE) or {}
+    config = read_json(run_dir / CONFIG_FILE)
+    status = read_json(run_dir / STATUS_FILE) or {}
     if not isinstance(config, dict):
         if status.get("state") == "failed":  # failed before writing its config
             return RunRecord(run_dir.name, "failed", "?", "?", 0, int(status.get("epochs") or 0),
@@ -227,10 +209,9 @@ class TrainingManager:
     def _record_failure(self, job: _Job, message: str) -> None:
         run_dir = self.runs_dir / job.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        (run_dir / STATUS_FILE).write_text(json.dumps({
-            "state": "failed", "pid": None, "started_at": stamp, "ended_at": stamp,
-            "error": message, "epochs": job.request.epochs, "device": job.request.device}))
+        write_json(run_dir / STATUS_FILE, status_record(
+            "failed", timestamp(), job.request.epochs, job.request.device, error=message,
+            ended=True, pid=None))
 
     def _follow(self, job: _Job) -> None:
         """Collect the live step curve from progress.json until the process ends."""
@@ -238,7 +219,7 @@ class TrainingManager:
         last_step = -1
         while True:
             finished = job.process.poll() is not None
-            event = _read_json(run_dir / PROGRESS_FILE)
+            event = read_json(run_dir / PROGRESS_FILE)
             if isinstance(event, dict) and event.get("global_step", -1) > last_step \
                     and event.get("loss") is not None:
                 last_step = event["global_step"]
@@ -248,7 +229,7 @@ class TrainingManager:
             if finished:
                 break
             time.sleep(FOLLOW_SECONDS)
-        status = _read_json(run_dir / STATUS_FILE)
+        status = read_json(run_dir / STATUS_FILE)
         if not isinstance(status, dict) or status.get("state") == "running":
             # Killed before it could say so (out of memory, a crash in C code).
             tail = _log_tail(run_dir)
@@ -277,7 +258,7 @@ class TrainingManager:
             os.killpg(job.process.pid, signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
         # A run started by an earlier server: its pid is in status.json.
-        status = _read_json(self._run_dir(run_id) / STATUS_FILE) or {}
+        status = read_json(self._run_dir(run_id) / STATUS_FILE) or {}
         if status.get("state") == "running" and pid_alive(status.get("pid")):
             os.kill(status["pid"], signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
@@ -332,7 +313,7 @@ class TrainingManager:
             # Started, but the child has not written its config yet (importing torch).
             record = RunRecord(run_id, "running", "?", "?", 0, 0, None, 0.0, "?", "")
         run_dir = self.runs_dir / run_id
-        progress = _read_json(run_dir / PROGRESS_FILE) if record.state == "running" else None
+        progress = read_json(run_dir / PROGRESS_FILE) if record.state == "running" else None
         return {"run": record.to_dict(), "queue_position": self.queue_position(run_id),
                 "progress": progress, "history": read_metrics(run_dir),
                 "steps": list(self._steps.get(run_id, [])),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import formatting as fmt
 from . import plots
 from .training import draw_outline, enlarge, to_uint8
 
@@ -19,15 +20,8 @@ GRID_IMAGES = 24  # test images shown with their predictions, mistakes first
 _REPORTS_KEPT = 4
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0.0, float(seconds))
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def _eta(seconds: float | None) -> str:
+    return "–" if seconds is None else fmt.duration(seconds)
 
 
 def progress_html(status: dict[str, Any]) -> str:
@@ -50,7 +44,7 @@ def progress_html(status: dict[str, Any]) -> str:
                  f"loss {loss:.3f}" if loss is not None else "",
                  f"lr {event.get('lr', 0):.3g}",
                  f"{event.get('images_per_second') or 0:,.0f} images/s",
-                 f"about {_duration(event.get('eta_seconds'))} left"]
+                 f"about {_eta(event.get('eta_seconds'))} left"]
         text = " · ".join(p for p in parts if p)
     elif state == "running":
         share, text = 0.0, "starting (loading the data and the network)…"

@@ -10,10 +10,33 @@
 
 from __future__ import annotations
 
-from .engine import FitResult, evaluate, fit
-from .estimate import Estimate, estimate
-from .recipes import RECIPE_NAMES, RECIPES, Recipe, learning_rate
-from .runs import METRIC_KEYS, STATES, RunError, load_run, read_metrics
+import importlib
+from typing import Any
+
+# Each public name and the module that holds it, imported on first use: the run-folder
+# format (`resnext.train.runs`) is readable without torch (the app follows runs with it).
+_SOURCES = {
+    "FitResult": ".engine", "evaluate": ".engine", "fit": ".engine",
+    # A module named like its function would shadow it once imported: hence "estimation".
+    "Estimate": ".estimation", "estimate": ".estimation",
+    "RECIPE_NAMES": ".recipes", "RECIPES": ".recipes", "Recipe": ".recipes",
+    "learning_rate": ".recipes",
+    "METRIC_KEYS": ".runs", "STATES": ".runs", "RunError": ".runs", "load_run": ".runs",
+    "read_metrics": ".runs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SOURCES:
+        value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'resnext.train' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))
+
 
 __all__ = [
     "METRIC_KEYS", "RECIPES", "RECIPE_NAMES", "STATES", "Estimate", "FitResult", "Recipe",

@@ -12,7 +12,8 @@
 model.safetensors, status.json, progress.json and metrics.jsonl are replaced atomically
 (written to a temporary file in the folder, then `os.replace`d), so a run stopped or
 killed at any moment keeps its last whole epoch, and a process following the folder reads
-either the old file or the new one.
+either the old file or the new one. Reading a run's files needs no torch (the app follows
+runs with this module); saving and loading the model does.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ..config import ResNeXtConfig
+
+if TYPE_CHECKING:  # torch is imported where a model is saved or loaded, not to read a run
+    import torch
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -87,11 +89,29 @@ def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     write_atomic(run_dir / METRICS_FILE, text.encode())
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's value, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
+    """The finished epochs' lines of metrics.jsonl ([] without the file)."""
+    try:
+        lines = (Path(run_dir) / METRICS_FILE).read_text().splitlines()
+    except OSError:
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            break  # the file is replaced atomically; a torn line ends what can be trusted
+    return rows
 
 
 def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu"
@@ -139,7 +159,9 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu"
 
 
 def status_record(state: str, started_at: str, epochs: int, device: str,
-                  error: str | None = None, ended: bool = False) -> Mapping[str, Any]:
-    return {"state": state, "pid": os.getpid(), "started_at": started_at,
+                  error: str | None = None, ended: bool = False,
+                  pid: int | None = -1) -> Mapping[str, Any]:
+    """status.json's record; `pid` -1 is this process, None a run that never started."""
+    return {"state": state, "pid": os.getpid() if pid == -1 else pid, "started_at": started_at,
             "ended_at": timestamp() if ended else None, "error": error, "epochs": epochs,
             "device": device}

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..complexity import complexity
 from ..config import ResNeXtConfig
+from ..units import byte_size, duration
 from ..validation import whole_number
 
 FLOAT32_BYTES = 4
@@ -38,27 +39,13 @@ class Estimate:
 
     @property
     def phrase(self) -> str:
-        return f"about {_duration(self.seconds)}, peak memory about {_size(self.peak_bytes)}"
+        return (f"about {duration(self.seconds)}, peak memory about "
+                f"{byte_size(self.peak_bytes)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "peak_bytes": self.peak_bytes, "phrase": self.phrase,
                 "macs_per_second": self.macs_per_second, "step_seconds": self.step_seconds,
                 "measured_batch": self.measured_batch}
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} B"
 
 
 def estimate(cfg: ResNeXtConfig, data: Any, epochs: int, batch_size: int = 128,
