@@ -323,84 +323,54 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
     Exactly the Captum calls, nothing else: the benchmark times this against the app's path.
     `mean`/`std`: how x was normalised (None: ImageNet's), for the baselines.
     """
+    import torch
+
+    from .captum_calls import captum_call
+
     def baseline_like(x: Any, kind: str) -> Any:
         return make_baseline(x, kind, mean=mean, std=std)
-
-    import torch
-    from captum.attr import (
-        DeepLift,
-        GradientShap,
-        GuidedGradCam,
-        IntegratedGradients,
-        LayerAttribution,
-        LayerGradCam,
-        NoiseTunnel,
-        Occlusion,
-        Saliency,
-    )
 
     s = settings
     x = x.detach().requires_grad_(True)
     height, width = x.shape[-2:]
-    if s.method == "saliency":
-        # Simonyan et al. 2014; signed here (abs=False) so the sign control can choose.
-        return Saliency(model).attribute(x, target=target, abs=False), None
-    if s.method == "integrated_gradients":
+    if s.method in ("integrated_gradients", "deeplift"):
         baseline = baseline_like(x.detach(), s.baseline)
-        return IntegratedGradients(model).attribute(
-            x, baselines=baseline, target=target, n_steps=s.n_steps,
-            internal_batch_size=s.internal_batch_size, return_convergence_delta=True)
-    if s.method == "gradient_shap":
-        # Lundberg & Lee 2017 (expected gradients): a baseline *distribution*. Captum batches
-        # all n_samples at once; the estimate is a mean over samples, so equal chunks averaged
-        # give the same estimator with one chunk's memory.
-        references = torch.cat([baseline_like(x.detach(), kind) for kind in BASELINES])
+        return captum_call(model, s.method, x, target, baselines=baseline, n_steps=s.n_steps,
+                           internal_batch_size=s.internal_batch_size, return_delta=True)
+    if s.method in ("gradient_shap", "smoothgrad"):
+        # SmoothGrad's noise level is a fraction of the input's range (Smilkov et al. 2017).
         stdev = s.noise_level * float(x.detach().max() - x.detach().min())
+    if s.method == "gradient_shap":
+        # Captum batches all n_samples at once; the estimate is a mean over samples, so
+        # equal chunks averaged give the same estimator with one chunk's memory.
+        references = torch.cat([baseline_like(x.detach(), kind) for kind in BASELINES])
         chunks = [min(s.internal_batch_size, s.n_samples - start)
                   for start in range(0, s.n_samples, s.internal_batch_size)]
-        explainer = GradientShap(model)
         total = None
         for size in chunks:
-            part = explainer.attribute(x, baselines=references, target=target, n_samples=size,
-                                       stdevs=stdev)
+            part, _ = captum_call(model, s.method, x, target, baselines=references,
+                                  n_samples=size, stdev=stdev)
             total = part * size if total is None else total + part * size
         return total / s.n_samples, None
-    if s.method == "deeplift":
-        # Shrikumar et al. 2017 (Rescale rule); its delta checks summation-to-delta.
-        baseline = baseline_like(x.detach(), s.baseline)
-        return DeepLift(model).attribute(x, baselines=baseline, target=target,
-                                         return_convergence_delta=True)
+    if s.method == "smoothgrad" and s.smoothgrad_over == "saliency":
+        return captum_call(model, s.method, x, target, n_samples=s.n_samples,
+                           samples_batch_size=s.internal_batch_size, stdev=stdev)
     if s.method == "smoothgrad":
-        stdev = s.noise_level * float(x.detach().max() - x.detach().min())
-        if s.smoothgrad_over == "saliency":
-            return NoiseTunnel(Saliency(model)).attribute(
-                x, nt_type="smoothgrad", nt_samples=s.n_samples,
-                nt_samples_batch_size=s.internal_batch_size, stdevs=stdev, target=target,
-                abs=False), None
-        baseline = baseline_like(x.detach(), s.baseline)
         # One noisy copy at a time; IG then batches its steps internally.
-        return NoiseTunnel(IntegratedGradients(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=s.n_samples, nt_samples_batch_size=1,
-            stdevs=stdev, target=target, baselines=baseline, n_steps=s.n_steps,
-            internal_batch_size=s.internal_batch_size), None
+        return captum_call(model, s.method, x, target, smoothgrad_over=s.smoothgrad_over,
+                           baselines=baseline_like(x.detach(), s.baseline), n_steps=s.n_steps,
+                           internal_batch_size=s.internal_batch_size, n_samples=s.n_samples,
+                           samples_batch_size=1, stdev=stdev)
     if s.method == "occlusion":
         # A window larger than the image covers all of it; the stride follows (see checked).
         window = min(s.window, height, width)
         stride = min(s.stride, window)
-        baseline = baseline_like(x.detach(), s.baseline)
-        return Occlusion(model).attribute(
-            x, sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
-            baselines=baseline, target=target,
-            perturbations_per_eval=s.internal_batch_size), None
-    layer = resolve_layer(model, s.layer)
-    if s.method == "gradcam":
-        # Selvaraju et al. 2017, Eq. 2: ReLU keeps the features with a positive influence.
-        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-        return LayerAttribution.interpolate(cam, (height, width), interpolate_mode="bilinear"), None
-    if s.method == "guided_gradcam":
-        return GuidedGradCam(model, layer).attribute(x, target=target,
-                                                     interpolate_mode="bilinear"), None
-    raise ValueError(f"unknown method {s.method!r}")
+        return captum_call(model, s.method, x, target,
+                           baselines=baseline_like(x.detach(), s.baseline),
+                           window=(3, window, window), strides=(3, stride, stride),
+                           perturbations_per_eval=s.internal_batch_size)
+    layer = resolve_layer(model, s.layer) if s.method in ("gradcam", "guided_gradcam") else None
+    return captum_call(model, s.method, x, target, layer=layer)
 
 
 def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,

@@ -87,19 +87,6 @@ def resolve_row(method: str, baseline: str | None = None) -> tuple[str, str]:
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_ROWS)}")
 
 
-def last_stage(model: torch.nn.Module, layer: str = "") -> torch.nn.Module:
-    """Grad-CAM's layer: `layer` by name, or the model's last stage."""
-    if not layer:
-        names = getattr(model, "stage_names", None)
-        if not names:
-            raise ValueError("this model has no stages: name the Grad-CAM layer")
-        layer = names[-1]
-    try:
-        return model.get_submodule(layer)
-    except AttributeError:
-        raise ValueError(f"no layer {layer!r} in this model") from None
-
-
 def _normalised(values: Sequence[float], like: torch.Tensor, name: str) -> torch.Tensor:
     tensor = torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
     if tensor.shape[1] != like.shape[1]:
@@ -183,17 +170,8 @@ def _attribute_chunk(model: torch.nn.Module, x: torch.Tensor, target: torch.Tens
                      baseline: str, settings: BatchSettings, mean: Sequence[float] | None,
                      std: Sequence[float] | None, max_batch: int, seed: int) -> torch.Tensor:
     """One chunk through Captum: (B, H, W) float32."""
-    from captum.attr import (
-        DeepLift,
-        GradientShap,
-        GuidedGradCam,
-        IntegratedGradients,
-        LayerAttribution,
-        LayerGradCam,
-        NoiseTunnel,
-        Occlusion,
-        Saliency,
-    )
+    from .attribution import resolve_layer  # Grad-CAM's layer: by name, or the last stage
+    from .captum_calls import captum_call
 
     s = settings
     height, width = x.shape[-2:]
@@ -201,47 +179,45 @@ def _attribute_chunk(model: torch.nn.Module, x: torch.Tensor, target: torch.Tens
     if method == "random":
         generator = torch.Generator().manual_seed(seed)
         return torch.rand((x.shape[0], height, width), generator=generator).to(x.device)
-    if method == "saliency":
-        return Saliency(model).attribute(x, target=target, abs=False).abs().sum(1)
+    # SmoothGrad's and GradientShap's noise: a fraction of the chunk's range.
+    stdev = s.noise_level * float(x.detach().max() - x.detach().min())
+    if method in ("saliency", "smoothgrad", "guided_gradcam"):
+        # Magnitudes (see the module's table): a raw gradient's sign is not evidence.
+        layer = resolve_layer(model, s.layer) if method == "guided_gradcam" else None
+        values, _ = captum_call(model, method, x, target, n_samples=s.n_samples,
+                                samples_batch_size=s.n_samples, stdev=stdev, layer=layer)
+        return values.abs().sum(1)
     if method == "integrated_gradients":
         reference = baseline_images(x.detach(), baseline, mean, std, s.blur_sigma)
-        values = IntegratedGradients(model).attribute(
-            x, baselines=reference, target=target, n_steps=s.n_steps, method="gausslegendre",
-            internal_batch_size=max(1, max_batch))
+        values, _ = captum_call(model, method, x, target, baselines=reference,
+                                n_steps=s.n_steps, internal_batch_size=max(1, max_batch))
         return values.sum(1)
-    stdev = s.noise_level * float(x.detach().max() - x.detach().min())
     if method == "gradient_shap":
         references = _shap_references(x.detach(), mean, std, seed)
-        return GradientShap(model).attribute(x, baselines=references, target=target,
-                                             n_samples=s.n_samples, stdevs=stdev).sum(1)
-    if method == "smoothgrad":
-        values = NoiseTunnel(Saliency(model)).attribute(
-            x, nt_type="smoothgrad", nt_samples=s.n_samples, nt_samples_batch_size=s.n_samples,
-            stdevs=stdev, target=target, abs=False)
-        return values.abs().sum(1)
+        values, _ = captum_call(model, method, x, target, baselines=references,
+                                n_samples=s.n_samples, stdev=stdev)
+        return values.sum(1)
     if method == "deeplift":
         # Shrikumar et al. 2017, Rescale rule; reference = the dataset's mean colour.
         reference = baseline_images(x.detach(), baseline or "mean", mean, std)
-        return DeepLift(model).attribute(x, baselines=reference, target=target).sum(1)
+        values, _ = captum_call(model, method, x, target, baselines=reference)
+        return values.sum(1)
     if method == "occlusion":
         window = s.occlusion_window or max(1, min(height, width) // 4)
         window = min(window, height, width)
         stride = s.occlusion_stride or max(1, window // 2)
         reference = baseline_images(x.detach(), baseline or "mean", mean, std)
-        per_eval = max(1, max_batch // x.shape[0])
+        channels = x.shape[1]
+        # Occlusion needs only forwards: no graph kept.
         with torch.no_grad():
-            values = Occlusion(model).attribute(
-                x.detach(), sliding_window_shapes=(x.shape[1], window, window),
-                strides=(x.shape[1], stride, stride), baselines=reference, target=target,
-                perturbations_per_eval=per_eval)
+            values, _ = captum_call(model, method, x.detach(), target, baselines=reference,
+                                    window=(channels, window, window),
+                                    strides=(channels, stride, stride),
+                                    perturbations_per_eval=max(1, max_batch // x.shape[0]))
         return values.sum(1)
-    layer = last_stage(model, s.layer)
     if method == "gradcam":
-        cam = LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=True)
-        return LayerAttribution.interpolate(cam, (height, width), interpolate_mode="bilinear")[:, 0]
-    if method == "guided_gradcam":
-        values = GuidedGradCam(model, layer).attribute(x, target=target, interpolate_mode="bilinear")
-        return values.abs().sum(1)
+        cam, _ = captum_call(model, method, x, target, layer=resolve_layer(model, s.layer))
+        return cam[:, 0]
     raise ValueError(f"unknown method {method!r}")
 
 
