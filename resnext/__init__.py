@@ -13,9 +13,7 @@ and the app starts without paying for torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ._lazy import lazy_attributes
 from .complexity import ROLE_LABELS, ROLES, ComplexityReport, LayerCost, SegmentCost, complexity
 from .config import CIFAR_DEPTHS, DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, blocks_for_depth, depth_of
 from .plan import module_count
@@ -47,20 +45,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = _LAZY[name]
-        if module is None:  # a submodule itself
-            value: Any = importlib.import_module(f".{name}", __name__)
-        else:
-            value = getattr(importlib.import_module(module, __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'resnext' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

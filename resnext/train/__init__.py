@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 # Each public name and the module that holds it, imported on first use: the run-folder
 # format (`resnext.train.runs`) is readable without torch (the app follows runs with it).
@@ -26,16 +25,7 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _SOURCES:
-        value = getattr(importlib.import_module(_SOURCES[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'resnext.train' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _SOURCES)
 
 
 __all__ = [
