@@ -304,20 +304,22 @@ def test_eight_users_at_once(server, full_run, capsys, tmp_path):
     started = time.monotonic()
     for thread in threads:
         thread.start()
-    settled_rss = None
+    samples = []  # (seconds since start, RSS in bytes)
     while any(t.is_alive() for t in threads) and time.monotonic() - started < seconds + 120:
         now = time.monotonic() - started
         rss = server_process.memory_info().rss
+        samples.append((now, rss))
         timeline.append((round(now), round(rss / 2**20)))
-        if settled_rss is None and now >= seconds / 3:
-            # The first third also warms up: the allocator's arenas and caches fill as all
-            # eight users hit the server at once. Growth after it would be a leak.
-            settled_rss = rss
         time.sleep(1)
     for thread in threads:
         thread.join(timeout=5)
     elapsed = time.monotonic() - started
-    rss_end = server_process.memory_info().rss
+    # The first third also warms up: the allocator's arenas and caches fill as all eight
+    # users hit the server at once. Growth after it would be a leak. Each third is read by
+    # its median: one sample can catch an attribution's activations in flight (+50-80 MB
+    # for a second), which is not growth.
+    settled_rss = statistics.median(r for t, r in samples if seconds / 3 <= t < 2 * seconds / 3)
+    rss_end = statistics.median(r for t, r in samples if t >= 2 * seconds / 3)
 
     assert not any(t.is_alive() for t in threads), "a client hung"
     assert tally.errors == [], tally.errors[:5]
@@ -340,8 +342,8 @@ def test_eight_users_at_once(server, full_run, capsys, tmp_path):
         "analyze_while_expensive_running_p95_ms":
             round(1e3 * _percentile(tally.cheap_while_busy, 0.95), 1) if tally.cheap_while_busy else None,
         "server_rss_before_load_mb": round(rss_start / 2**20),
-        "server_rss_after_first_third_mb": round(settled_rss / 2**20),
-        "server_rss_end_mb": round(rss_end / 2**20),
+        "server_rss_second_third_median_mb": round(settled_rss / 2**20),
+        "server_rss_last_third_median_mb": round(rss_end / 2**20),
         "server_rss_timeline_mb": timeline,
     }
     with capsys.disabled():
@@ -357,5 +359,10 @@ def test_eight_users_at_once(server, full_run, capsys, tmp_path):
     # Cheap requests are never queued behind runs and attributions: seconds, not minutes.
     assert figures["analyze_while_expensive_running_p95_ms"] < 5_000
     # Memory: the load uses one small model (cached since the warm-up) and bounded caches,
-    # so once warm the server must not keep growing (allocator noise aside).
-    assert rss_end - settled_rss < 100 * 2**20
+    # so once warm the server must not keep growing (allocator noise aside). Warm takes
+    # ~15 s of this load (the 60-s run plateaus there, +12 MB over its last two thirds), so
+    # the short run, all warm-up, is held only to a ceiling a runaway cache would break.
+    if full_run:
+        assert rss_end - settled_rss < 100 * 2**20
+    else:
+        assert rss_end - rss_start < 400 * 2**20
