@@ -232,7 +232,11 @@ def test_a_trained_runs_test_image_with_its_object_outlined(browser, app_url, ap
         page.get_by_role("tab", name="Attributions").click()
         status = page.locator("#attr-weights-status")
         expect(status).to_contain_text(f"trained run {run_id}", timeout=30_000)
-        page.locator("#attr-samples img").nth(0).click()  # the run's first test image
+        # The run's first test image, once the samples are the run's (they follow the
+        # weights in an event of their own: clicking the old ones as they go loses the click).
+        first = page.locator("#attr-samples img[src*='test_000']")
+        expect(first).to_be_visible(timeout=30_000)
+        first.click()
         expect(page.locator("#attr-crop img")).to_be_visible(timeout=20_000)
         explain(page, "inside it")
         summary = page.locator("#attr-summary")
