@@ -4,7 +4,9 @@ dropped; sessions are apart."""
 
 import threading
 
-from explorer.services.cancellation import CancelFlags
+import pytest
+
+from explorer.services.cancellation import CancelFlags, Cancelled
 
 
 def test_cancel_sets_only_the_running_sessions_flag():
@@ -61,3 +63,39 @@ def test_cancel_from_another_thread_reaches_running_work():
         threading.Thread(target=lambda: flags.cancel("s", 10.0)).start()
         seen.set() if flag.wait(5) else None
     assert seen.is_set()
+
+
+def test_work_pressed_before_cancel_raises_cancelled_and_later_work_runs():
+    flags = CancelFlags()
+    flags.cancel("s", 1500.0)
+    with pytest.raises(Cancelled):
+        with flags.work("s", 1000.0):
+            raise AssertionError("dropped work must not start")
+    with flags.work("s", 1600.0) as flag:
+        assert not flag.is_set()
+        assert flags.cancel("s", 1700.0) is True  # it counts as running
+        assert flag.is_set()
+    with flags.work("s") as flag:  # no press time (an API call): never dropped
+        assert not flag.is_set()
+
+
+def test_the_page_wrapper_keeps_every_output_silently_on_cancelled(monkeypatch):
+    """Cancel has said it: the work's own end shows no second message, and no output
+    changes; any other failure is still a warning."""
+    import gradio as gr
+
+    from explorer.errors import keep_state
+
+    warnings = []
+    monkeypatch.setattr(gr, "Warning", warnings.append)
+
+    @keep_state
+    def cancelled_work():
+        raise Cancelled
+
+    @keep_state
+    def failing_work():
+        raise ValueError("n_images must be at least 1")
+
+    assert cancelled_work() == gr.skip() and warnings == []
+    assert failing_work() == gr.skip() and warnings == ["n_images must be at least 1"]

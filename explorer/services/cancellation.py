@@ -17,6 +17,11 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 
+class Cancelled(Exception):
+    """Page work ended by the person's own Cancel or Stop (which said so): the page's
+    handler wrapper (`errors.keep_state`) leaves every output as it was, with no message."""
+
+
 class CancelFlags:
     """One `threading.Event` per session, the most recent `capacity` sessions kept."""
 
@@ -50,6 +55,15 @@ class CancelFlags:
                 self._busy[session] -= 1
                 if not self._busy[session]:
                     del self._busy[session]
+
+    @contextmanager
+    def work(self, session: str, clicked_at: Any = None) -> Iterator[threading.Event]:
+        """`running` for work whose button was pressed at `clicked_at` (browser ms); raises
+        `Cancelled` instead when Cancel came after that press (the work waited in the queue)."""
+        if self.dropped(session, clicked_at):
+            raise Cancelled
+        with self.running(session) as flag:
+            yield flag
 
     def cancel(self, session: str, clicked_at: Any = None) -> bool:
         """Set the session's flag; False when the session has no work running. With the

@@ -24,7 +24,7 @@ from ..errors import keep_state, user_errors, user_message
 from ..selection import Selection, default_selection
 from ..services import attribution, explanation
 from ..services.attribution import LIMITS, AttributionSettings, Display
-from ..services.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, session_key
+from ..services.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, Cancelled, session_key
 from ..services.devices import device_choices, initial_choices, resolve_device
 from ..services.explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS,
                                     GRID_MODES, ExplainRequest, GridRequest)
@@ -83,38 +83,24 @@ def _progress(progress: Any) -> Callable[..., None]:
     return progress if progress is not None else (lambda *args, **kwargs: None)
 
 
-class _Cancelled(Exception):
-    """The page's work was cancelled: Cancel has said so, and every output stays."""
-
-
 def _cancellable(run: Callable[[Any], Any], request: Any, clicked_at: Any = None) -> Any:
-    """Run with the session's fresh cancel flag, unless Cancel was pressed after this work's
-    button (it waited in the queue). A cancel is an error for the API; for the page,
-    `_Cancelled` (Cancel's own toast is the message)."""
-    session = session_key(request)
-    if CANCEL_FLAGS.dropped(session, clicked_at):
-        raise _Cancelled
+    """Run with the session's fresh cancel flag. A cancel is an error for the API (no press
+    time); for the page, `Cancelled`, which `keep_state` turns into an unchanged page, as it
+    does work pressed before the latest Cancel (it waited in the queue)."""
     try:
-        with CANCEL_FLAGS.running(session) as flag:
+        with CANCEL_FLAGS.work(session_key(request), clicked_at) as flag:
             return run(flag)
     except attribution.AttributionCancelled:
         if clicked_at is not None:
-            raise _Cancelled from None
+            raise Cancelled from None
         raise gr.Error(CANCELLED_MESSAGE, print_exception=False) from None
 
 
 def _page_work(name: str, names: Sequence[str], body: Callable[[dict, Any, Any], Any]
                ) -> Callable:
     """A page twin of an endpoint: its last input is the press's browser time (CLICK_TIME_JS),
-    a cancel leaves every output as it was, and other failures are toasts (`keep_state`)."""
-    def cancelled_keeps_all(values: dict, request: Any, progress: Any) -> Any:
-        try:
-            return body(values, request, progress)
-        except _Cancelled:
-            return gr.skip()
-
-    cancelled_keeps_all.__doc__ = body.__doc__
-    return keep_state(_endpoint(name, [*names, "clicked_at"], cancelled_keeps_all))
+    and failures are toasts that leave the page as it was (`keep_state`)."""
+    return keep_state(_endpoint(name, [*names, "clicked_at"], body))
 
 
 # Handlers: weights -------------------------------------------------------------------------

@@ -34,13 +34,11 @@ INTRO = (
     "change do not explain the weights. Train a run in the **Train** tab first.")
 
 
-def _flag_of(request: Any):
-    return service.STOP_FLAGS.running(session_key(request))
-
-
-def _dropped(request: Any, clicked_at: Any) -> bool:
-    """Stop was pressed after this work's button, while it waited in the queue."""
-    return service.STOP_FLAGS.dropped(session_key(request), clicked_at)
+def _flag_of(request: Any, clicked_at: Any = None):
+    """The session's Stop flag for work pressed at `clicked_at` (the page's browser time);
+    work pressed before the latest Stop (it waited in the queue) raises `Cancelled`, which
+    `keep_state` turns into an unchanged page."""
+    return service.STOP_FLAGS.work(session_key(request), clicked_at)
 
 
 def _progress_of(progress: Any):
@@ -72,9 +70,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
     @keep_state
     def evaluate(run_id: Any, methods: Any, n_images: Any, target: Any, clicked_at: Any = None,
                  request: gr.Request = None, progress=gr.Progress()):
-        if _dropped(request, clicked_at):
-            return gr.skip()
-        with _flag_of(request) as flag:
+        with _flag_of(request, clicked_at) as flag:
             evaluation = service.run_evaluation(runs_dir, run_id, methods, n_images, target,
                                                 progress=_progress_of(progress), stop_flag=flag)
         result = evaluation.result
@@ -111,9 +107,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
     @keep_state
     def sanity(run_id: Any, methods: Any, n_images: Any, measure: Any, clicked_at: Any = None,
                request: gr.Request = None, progress=gr.Progress()):
-        if _dropped(request, clicked_at):
-            return gr.skip()
-        with _flag_of(request) as flag:
+        with _flag_of(request, clicked_at) as flag:
             result = service.run_sanity(runs_dir, run_id, methods, n_images,
                                         progress=_progress_of(progress), stop_flag=flag)
         note = (f"{result.n_images} test images, {len(result.curves)} methods, "
@@ -131,9 +125,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
     def compare(run_ids: Any, methods: Any, n_images: Any, target: Any, metric: Any,
                 current: Any, clicked_at: Any = None, request: gr.Request = None,
                 progress=gr.Progress()):
-        if _dropped(request, clicked_at):
-            return gr.skip()
-        with _flag_of(request) as flag:
+        with _flag_of(request, clicked_at) as flag:
             comparison = service.compare_runs(runs_dir, run_ids, methods, n_images, target,
                                               reuse=[current], progress=_progress_of(progress),
                                               stop_flag=flag)
