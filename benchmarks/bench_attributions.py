@@ -31,23 +31,23 @@ import psutil
 import torch
 
 import resnext
-from explorer.services import attribution as service
+from resnext.explain import single as attribution
 
 # Modest defaults so the whole run takes a few minutes on 2 cores.
 SETTINGS = {
-    "saliency": service.AttributionSettings(method="saliency"),
-    "gradcam": service.AttributionSettings(method="gradcam"),
-    "guided_gradcam": service.AttributionSettings(method="guided_gradcam"),
-    "deeplift": service.AttributionSettings(method="deeplift"),
+    "saliency": attribution.AttributionSettings(method="saliency"),
+    "gradcam": attribution.AttributionSettings(method="gradcam"),
+    "guided_gradcam": attribution.AttributionSettings(method="guided_gradcam"),
+    "deeplift": attribution.AttributionSettings(method="deeplift"),
     # 50 steps: the issue's memory bar ("peak memory for 50 steps ... near one batch's
     # activations"); internal_batch_size 8 keeps it to 8 images per pass.
-    "integrated_gradients": service.AttributionSettings(method="integrated_gradients",
+    "integrated_gradients": attribution.AttributionSettings(method="integrated_gradients",
                                                         n_steps=50, internal_batch_size=8),
-    "gradient_shap": service.AttributionSettings(method="gradient_shap", n_samples=8,
+    "gradient_shap": attribution.AttributionSettings(method="gradient_shap", n_samples=8,
                                                  internal_batch_size=8),
-    "smoothgrad": service.AttributionSettings(method="smoothgrad", n_samples=8,
+    "smoothgrad": attribution.AttributionSettings(method="smoothgrad", n_samples=8,
                                               internal_batch_size=8),
-    "occlusion": service.AttributionSettings(method="occlusion", window=56, stride=56,
+    "occlusion": attribution.AttributionSettings(method="occlusion", window=56, stride=56,
                                              internal_batch_size=8),
 }
 
@@ -103,7 +103,7 @@ def _peak_in_fresh_process(name: str, image_size: int, threads: int) -> int:
     model, x = _build(image_size)
     settings = SETTINGS[name].checked()
     with PeakRss() as rss:
-        service.captum_attribute(model, x, 0, settings)
+        attribution.captum_attribute(model, x, 0, settings)
     return rss.extra_bytes
 
 
@@ -134,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.methods:
         settings = SETTINGS[name].checked()
-        direct = lambda: service.captum_attribute(model, x, target, settings)  # noqa: E731
-        app = lambda: service.attribute(model, x, target, settings)  # noqa: E731
+        direct = lambda: attribution.captum_attribute(model, x, target, settings)  # noqa: E731
+        app = lambda: attribution.attribute(model, x, target, settings)  # noqa: E731
         warm_up, _ = measure(direct)  # allocator, Captum's first-call set-up
         repeats = min(20, max(args.repeats, math.ceil(1.0 / max(warm_up, 1e-3))))
         direct_runs, app_runs = [], []

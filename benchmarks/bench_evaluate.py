@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import resnext
-from explorer.services import evaluation as ev
+from resnext.explain import evaluation as ev
 
 DEFAULT_VARIANT = resnext.ResNeXtConfig(cardinality=4, bottleneck_width=16, base_planes=16,
                                         stage_blocks=(1, 1, 1), stem="cifar", num_classes=6)

@@ -1,7 +1,7 @@
 """Does the Run tab's measurement add overhead? And what does channels-last do on this CPU?
 
 1. For resnet50, resnext50_32x4d and resnext101_32x8d at 224×224, batch 1: the latency the
-   app reports (`explorer.services.runner.run`, with its memory sampler, progress callbacks
+   app reports (`explorer.run.runner.run`, with its memory sampler, progress callbacks
    and model cache) against a plain `model(x)` loop timed with perf_counter, on the same
    built model in the same process. Target: overhead within 5 %.
 2. resnext50_32x4d at batch 8: the app's latency with channels-last against without.
@@ -23,8 +23,8 @@ import time
 import torch
 
 import resnext
-from explorer.services import runner
-from explorer.services.models import ModelCache
+from explorer.run import runner
+from explorer.shared.models import ModelCache
 
 OVERHEAD_TARGET_PERCENT = 5.0
 MODELS = ("resnet50", "resnext50_32x4d", "resnext101_32x8d")

@@ -15,7 +15,7 @@ from typing import Callable
 
 import resnext
 from explorer.selection import Selection
-from explorer.services import complexity_charts as charts
+from explorer.complexity import charts
 from resnext.complexity import _complexity
 
 

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device != "cpu":
         # Checked now (this imports torch) so a wrong --device is a clear message at start,
         # not a surprise on the first run.
-        from .services.devices import resolve_device
+        from .shared.devices import resolve_device
 
         try:
             args.device = resolve_device(args.device).key

@@ -6,9 +6,14 @@ import gradio as gr
 
 from .context import AppOptions, TabContext
 from .selection import default_selection
-from .services.models import WeightsChoice
-from .services.training_jobs import TrainingManager
-from .tabs import architecture, attributions, complexity, evaluate, run, train
+from .shared.models import WeightsChoice
+from .train.jobs import TrainingManager
+from .architecture import tab as architecture
+from .attributions import tab as attributions
+from .complexity import tab as complexity
+from .evaluate import tab as evaluate
+from .run import tab as run
+from .train import tab as train
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
 INTRO = (

@@ -29,7 +29,7 @@ class TabContext:
     options: AppOptions
     demo: Any  # the gr.Blocks being built (for .load events)
     selection: Any  # gr.State[Selection]
-    # gr.State[WeightsChoice] (explorer.services.models): the weights choice shared by the
+    # gr.State[WeightsChoice] (explorer.shared.models): the weights choice shared by the
     # Run and Attributions tabs. The Attributions tab's weights panel sets it.
     weights: Any
     # gr.State[str]: the device forward passes run on (Run tab), which attributions use too.
@@ -39,5 +39,17 @@ class TabContext:
     # run, a smaller variant). The Architecture tab puts it on its controls, which then set
     # `selection` as a slider would: controls and numbers never disagree.
     selection_request: Any = None
-    # explorer.services.training_jobs.TrainingManager: the app's one (shared, locked).
+    # explorer.train.jobs.TrainingManager: the app's one (shared, locked).
     training: Any = None
+
+    def follow_shared_device(self, dropdown: Any) -> None:
+        """Keep a tab's device dropdown and the session's shared device in step.
+
+        A user's choice (.input, never a programmatic update) sets the shared device; any
+        change of the shared device moves this dropdown, so attributions run where forward
+        passes do.
+        """
+        dropdown.input(lambda key: key, dropdown, self.device, api_visibility="private",
+                       queue=False, show_progress="hidden")
+        self.device.change(lambda key: key, self.device, dropdown, api_visibility="private",
+                           queue=False, show_progress="hidden")

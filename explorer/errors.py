@@ -69,7 +69,7 @@ def keep_state(fn: F | None = None, *, restore: Callable[..., Any] | None = None
     """
     import gradio as gr
 
-    from .services.cancellation import Cancelled
+    from .shared.cancellation import Cancelled
 
     def decorate(handler: F) -> F:
         @functools.wraps(handler)

@@ -14,7 +14,15 @@ and the app starts without paying for torch.
 from __future__ import annotations
 
 from ._lazy import lazy_attributes
-from .complexity import ROLE_LABELS, ROLES, ComplexityReport, LayerCost, SegmentCost, complexity
+from .complexity import (
+    ROLE_LABELS,
+    ROLES,
+    ComplexityReport,
+    LayerCost,
+    SegmentCost,
+    complexity,
+    preserving_width,
+)
 from .config import CIFAR_DEPTHS, DEPTHS, IMAGENET_DEPTHS, ResNeXtConfig, blocks_for_depth, depth_of
 from .plan import module_count
 from .presets import NATIVE_IMAGE_SIZE, PRESETS, SEED_152_BLOCKS, preset_name
@@ -26,7 +34,6 @@ from .published import (
     WeightsMismatchError,
     WeightsUnavailableError,
 )
-from .width import preserving_width
 
 _LAZY = {
     "ResNeXt": ".model",

@@ -4,9 +4,9 @@ import pytest
 
 import resnext
 from explorer.selection import Selection
-from explorer.services import architecture as service
-from explorer.services import downloads
-from explorer.services import formatting as fmt
+from explorer.architecture import view as service
+from explorer.shared import downloads
+from explorer.shared import formatting as fmt
 
 
 def sel(name, size=None):
@@ -106,7 +106,7 @@ def test_summary_files_are_named_by_content_and_bounded(tmp_path):
 
 
 def test_summary_refuses_networks_with_too_many_modules():
-    from explorer.services.memory import MAX_MODULES
+    from explorer.shared.memory import MAX_MODULES
 
     wide_a = resnext.ResNeXtConfig(cardinality=128, bottleneck_width=4, stage_blocks=(64,) * 6,
                                    block_form="a")

@@ -5,7 +5,7 @@ whatever the controls show)."""
 import gradio as gr
 
 from explorer.selection import default_selection
-from explorer.tabs.architecture import analyze_page, controls_of
+from explorer.architecture.tab import analyze_page, controls_of
 
 SKIP = gr.skip()
 

@@ -13,13 +13,16 @@ from torch import nn
 import resnext
 from conftest import randomize_batchnorm
 from explorer.selection import Selection
-from explorer.services import attribution as service
-from explorer.services.images import Preprocessing, prepare_image, sample_images
-from explorer.services.models import MODEL_CACHE, WeightsChoice
-from explorer.services import explanation
-from explorer.services.explanation import ATTRIBUTE_ARGUMENTS, ExplainRequest
-from explorer.services.predictions import percent
-from explorer.services.weights_choice import choose_weights
+from resnext.explain import single as attribution
+from explorer.shared import drawing
+from explorer.attributions import figures
+from explorer.shared import predictions
+from explorer.shared.images import Preprocessing, prepare_image, sample_images
+from explorer.shared.models import MODEL_CACHE, WeightsChoice
+from explorer.attributions import explanation
+from explorer.attributions.explanation import ATTRIBUTE_ARGUMENTS, ExplainRequest
+from explorer.shared.predictions import percent
+from explorer.shared.weights_choice import choose_weights
 
 # 4 stages so every Grad-CAM layer kind exists; 10 classes so there is a top-5.
 TINY = resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2, stage_blocks=(1, 1, 1, 1),
@@ -46,10 +49,10 @@ def test_region_model_gets_no_attribution_elsewhere(method):
     torch.manual_seed(1)
     model = RegionModel().eval()
     x = torch.randn(1, 3, 16, 16)
-    settings = service.AttributionSettings(method=method, layer="features", n_steps=8,
+    settings = attribution.AttributionSettings(method=method, layer="features", n_steps=8,
                                            n_samples=4, internal_batch_size=4, window=4, stride=4,
                                            baseline="noise")
-    result = service.attribute(model, x, 0, settings)
+    result = attribution.attribute(model, x, 0, settings)
     outside = result.values.copy()
     outside[:, :8, :8] = 0
     assert np.count_nonzero(outside) == 0
@@ -64,10 +67,10 @@ def test_integrated_gradients_completeness(baseline):
     model.eval()
     x = torch.randn(1, 3, 32, 32)
     target = 4
-    settings = service.AttributionSettings(method="integrated_gradients", n_steps=64,
+    settings = attribution.AttributionSettings(method="integrated_gradients", n_steps=64,
                                            internal_batch_size=64, baseline=baseline)
-    result = service.attribute(model, x, target, settings)
-    reference = service.make_baseline(x, baseline)
+    result = attribution.attribute(model, x, target, settings)
+    reference = attribution.make_baseline(x, baseline)
     with torch.no_grad():
         change = float(model(x)[0, target] - model(reference)[0, target])
     total = float(result.values.astype(np.float64).sum())
@@ -79,19 +82,19 @@ def test_internal_batching_does_not_change_integrated_gradients():
     torch.manual_seed(3)
     model = resnext.build_model(TINY).eval()
     x = torch.randn(1, 3, 32, 32)
-    one = service.attribute(model, x, 1, service.AttributionSettings(
+    one = attribution.attribute(model, x, 1, attribution.AttributionSettings(
         method="integrated_gradients", n_steps=12, internal_batch_size=12))
-    batched = service.attribute(model, x, 1, service.AttributionSettings(
+    batched = attribution.attribute(model, x, 1, attribution.AttributionSettings(
         method="integrated_gradients", n_steps=12, internal_batch_size=5))
     np.testing.assert_allclose(one.values, batched.values, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", list(service.METHODS))
+@pytest.mark.parametrize("method", list(attribution.METHODS))
 def test_every_method_runs_on_a_resnext(method):
     torch.manual_seed(4)
     model = resnext.build_model(TINY).eval()
     x = torch.randn(1, 3, 32, 32)
-    result = service.attribute(model, x, 2, service.AttributionSettings(
+    result = attribution.attribute(model, x, 2, attribution.AttributionSettings(
         method=method, layer="layer3.0", **FAST))
     channels = 1 if method == "gradcam" else 3
     assert result.values.shape == (channels, 32, 32)
@@ -115,8 +118,8 @@ def test_cancel_stops_at_the_next_forward_and_leaves_no_hooks():
         calls.append(fraction)
         cancel.set()  # press Cancel after the first batch
 
-    with pytest.raises(service.AttributionCancelled):
-        service.attribute(model, x, 0, service.AttributionSettings(
+    with pytest.raises(attribution.AttributionCancelled):
+        attribution.attribute(model, x, 0, attribution.AttributionSettings(
             method="integrated_gradients", n_steps=16, internal_batch_size=2),
             report=report, cancel=cancel)
     assert len(calls) == 1
@@ -142,9 +145,9 @@ def test_deletion_curve_on_a_known_order():
     weights = contribution.expand(1, 3, side, side).clone() / 3  # each pixel adds `contribution`
     model = LinearTwoClass(weights)
     x = torch.ones(1, 3, side, side)
-    best = service.deletion_curve(model, x, contribution.numpy(), target=0, steps=steps,
+    best = attribution.deletion_curve(model, x, contribution.numpy(), target=0, steps=steps,
                                   batch_size=3)
-    worst = service.deletion_curve(model, x, -contribution.numpy(), target=0, steps=steps)
+    worst = attribution.deletion_curve(model, x, -contribution.numpy(), target=0, steps=steps)
     # Expected: after removing the k largest contributions, logit = sum of the rest.
     ordered = np.sort(contribution.numpy().reshape(-1))[::-1]
     logits = [ordered[k * side * side // steps:].sum() for k in range(steps + 1)]
@@ -161,40 +164,40 @@ def test_overlay_shows_the_image_where_the_map_is_zero():
     pixel_map = np.zeros((8, 8))
     pixel_map[2, 3] = 5.0
     pixel_map[6, 6] = -5.0
-    positive = service.render_overlay(image, pixel_map, "positive", "jet", 0.8)
+    positive = drawing.render_overlay(image, pixel_map, "positive", "jet", 0.8)
     assert np.array_equal(np.delete(positive.reshape(64, 3), [19], axis=0),
                           np.delete(image.reshape(64, 3), [19], axis=0))
     assert not np.array_equal(positive[2, 3], image[2, 3])
-    absolute = service.render_overlay(image, pixel_map, "absolute", "jet", 0.8)
+    absolute = drawing.render_overlay(image, pixel_map, "absolute", "jet", 0.8)
     assert not np.array_equal(absolute[6, 6], image[6, 6])
-    assert np.array_equal(service.render_overlay(image, pixel_map, "all", "RdBu_r", 0.0), image)
-    assert np.array_equal(service.render_overlay(image, np.zeros((8, 8)), "all", "coolwarm", 1.0), image)
+    assert np.array_equal(drawing.render_overlay(image, pixel_map, "all", "RdBu_r", 0.0), image)
+    assert np.array_equal(drawing.render_overlay(image, np.zeros((8, 8)), "all", "coolwarm", 1.0), image)
     with pytest.raises(ValueError, match="Sign"):
-        service.render_overlay(image, pixel_map, "negative")
+        drawing.render_overlay(image, pixel_map, "negative")
 
 
 def test_signed_maps_use_a_diverging_map_centred_on_zero():
     image = np.full((4, 4, 3), 128, dtype=np.uint8)
     pixel_map = np.zeros((4, 4))
     pixel_map[0, 0], pixel_map[3, 3] = 2.0, -2.0
-    drawn = service.render_overlay(image, pixel_map, "all", "RdBu_r", 1.0)
+    drawn = drawing.render_overlay(image, pixel_map, "all", "RdBu_r", 1.0)
     assert drawn[0, 0, 0] > drawn[0, 0, 2]  # positive: red end of RdBu_r
     assert drawn[3, 3, 2] > drawn[3, 3, 0]  # negative: blue end
     with pytest.raises(ValueError, match="Colour map: sign 'all' needs a diverging map"):
-        service.render_overlay(image, pixel_map, "all", "inferno", 0.5)
+        drawing.render_overlay(image, pixel_map, "all", "inferno", 0.5)
     with pytest.raises(ValueError, match="Colour map: sign 'positive' needs a sequential map"):
-        service.render_overlay(image, pixel_map, "positive", "RdBu_r", 0.5)
-    assert service.colormaps_for("all") == service.DIVERGING_COLORMAPS
-    assert "inferno" in service.colormaps_for("absolute")
+        drawing.render_overlay(image, pixel_map, "positive", "RdBu_r", 0.5)
+    assert drawing.colormaps_for("all") == drawing.DIVERGING_COLORMAPS
+    assert "inferno" in drawing.colormaps_for("absolute")
 
 
 def test_colour_bar_states_the_scale_of_the_map():
     rng = np.random.default_rng(3)
     pixel_map = rng.normal(size=(20, 20))
     scale = np.percentile(np.abs(pixel_map), 98)  # captum's default outlier cut: 2 %
-    signed = service.colour_bar_html(pixel_map, service.Display("all", "RdBu_r", 0.5))
+    signed = figures.colour_bar_html(pixel_map, drawing.Display("all", "RdBu_r", 0.5))
     assert f"−{scale:.2g}" in signed and f"+{scale:.2g}" in signed and "linear-gradient" in signed
-    positive = service.colour_bar_html(pixel_map, service.Display("positive", "inferno", 0.5))
+    positive = figures.colour_bar_html(pixel_map, drawing.Display("positive", "inferno", 0.5))
     assert f"{np.percentile(np.clip(pixel_map, 0, None), 98):.2g}" in positive
     # RdBu_r's middle stop is its neutral near-white: 0 sits in the middle of the bar.
     import re
@@ -204,40 +207,40 @@ def test_colour_bar_states_the_scale_of_the_map():
 
 
 def test_deletion_chart_is_theme_safe():
-    curve = service.DeletionCurve(np.linspace(0, 1, 3), np.array([0.5, 0.2, 0.1]), 0.25)
-    layout = service.deletion_figure([("Grad-CAM", curve)]).to_plotly_json()["layout"]
+    curve = attribution.DeletionCurve(np.linspace(0, 1, 3), np.array([0.5, 0.2, 0.1]), 0.25)
+    layout = figures.deletion_figure([("Grad-CAM", curve)]).to_plotly_json()["layout"]
     assert layout["paper_bgcolor"] == "rgba(0,0,0,0)" and layout["plot_bgcolor"] == "rgba(0,0,0,0)"
     assert layout["font"]["color"] == "#7c828c"  # mid-grey: readable on light and dark pages
     assert layout["template"] == "none"  # no plotly_white underneath
 
 
 def test_top5_names_and_target_by_name():
-    names = service.class_names_for(1000)
+    names = predictions.class_names_for(1000)
     assert names[0] == "tench" and len(names) == 1000
     logits = torch.zeros(1, 1000)
     logits[0, 2] = 5.0
-    top = service.top_predictions(logits, names)
+    top = predictions.top_predictions(logits, names)
     assert len(top) == 5 and top[0][:2] == (2, "great white shark")
-    assert service.resolve_target("predicted class", names, 7) == 7
-    assert service.resolve_target("Goldfish", names, 7) == 1
-    assert service.resolve_target("1: goldfish", names, 7) == 1
+    assert figures.resolve_target("predicted class", names, 7) == 7
+    assert figures.resolve_target("Goldfish", names, 7) == 1
+    assert figures.resolve_target("1: goldfish", names, 7) == 1
     with pytest.raises(ValueError, match="no class named"):
-        service.resolve_target("unicorn", names, 7)
-    assert service.class_names_for(3) == ("class 0", "class 1", "class 2")
+        figures.resolve_target("unicorn", names, 7)
+    assert predictions.class_names_for(3) == ("class 0", "class 1", "class 2")
 
 
 def test_layer_choices_match_the_model():
     model = resnext.build_model(TINY)
     names = [name for name, _ in model.named_blocks()]
-    assert service.layer_choices(TINY) == model.stage_names + names
-    assert service.resolve_layer(model, "") is model.layer4
+    assert attribution.layer_choices(TINY) == model.stage_names + names
+    assert attribution.resolve_layer(model, "") is model.layer4
     with pytest.raises(ValueError, match="no layer"):
-        service.resolve_layer(model, "layer9")
+        attribution.resolve_layer(model, "layer9")
 
 
 def test_feature_map_grids_one_per_stage():
     model = resnext.build_model(TINY).eval()
-    grids = service.feature_map_grids(model, torch.randn(1, 3, 32, 32), channels=6, tile=8)
+    grids = figures.feature_map_grids(model, torch.randn(1, 3, 32, 32), channels=6, tile=8)
     assert [g.stage for g in grids] == model.stage_names
     assert grids[0].image.shape == (2 * 8 + 2, 4 * 8 + 3 * 2, 3)  # 2 rows of 4 tiles
     assert len(grids[0].shown) == 6 and "channels at 8×8" in grids[0].caption
@@ -359,9 +362,9 @@ def test_refused_settings_name_their_control(changes, message):
 
 def test_occlusion_window_larger_than_the_image_is_clamped_with_its_stride():
     model = resnext.build_model(TINY).eval()
-    settings = service.AttributionSettings(method="occlusion", window=200, stride=150,
+    settings = attribution.AttributionSettings(method="occlusion", window=200, stride=150,
                                            internal_batch_size=4)
-    result = service.attribute(model, torch.randn(1, 3, 32, 32), 0, settings)
+    result = attribution.attribute(model, torch.randn(1, 3, 32, 32), 0, settings)
     # One window covering the whole image: every pixel gets the same attribution.
     assert np.allclose(result.values, result.values.flat[0])
 
@@ -369,15 +372,15 @@ def test_occlusion_window_larger_than_the_image_is_clamped_with_its_stride():
 def test_sliders_are_built_from_the_limits_the_service_enforces():
     import gradio as gr
 
-    from explorer.tabs import attributions as tab
+    from explorer.attributions import tab
 
     with gr.Blocks():
-        for name, limit in service.LIMITS.items():
+        for name, limit in attribution.LIMITS.items():
             slider = tab._slider(name, limit.low)
             assert (slider.minimum, slider.maximum, slider.label) == (limit.low, limit.high,
                                                                       limit.label)
-    defaults = service.AttributionSettings()
-    assert defaults.noise_level == 0.15 and defaults.n_steps <= service.LIMITS["n_steps"].high
+    defaults = attribution.AttributionSettings()
+    assert defaults.noise_level == 0.15 and defaults.n_steps <= attribution.LIMITS["n_steps"].high
 
 
 def test_percentages_keep_two_significant_figures():
@@ -386,7 +389,7 @@ def test_percentages_keep_two_significant_figures():
 
 
 def test_imagenet_list_offers_only_weights_that_fit():
-    from explorer.services.weights_choice import imagenet_choices, no_imagenet_weights
+    from explorer.shared.weights_choice import imagenet_choices, no_imagenet_weights
 
     def names(preset, **changes):
         return imagenet_choices(Selection(resnext.PRESETS[preset].replace(**changes), 224))
@@ -403,7 +406,7 @@ def test_imagenet_list_offers_only_weights_that_fit():
 
 
 def test_status_follows_the_network_and_says_when_a_choice_is_not_applied():
-    from explorer.services.weights_choice import PanelValues, describe
+    from explorer.shared.weights_choice import PanelValues, describe
 
     weights = WeightsChoice(seed=0)
     resnet = Selection(resnext.PRESETS["resnet50"], 64)
@@ -433,7 +436,7 @@ def test_the_summary_names_the_network_that_ran():
 def test_crop_box_is_the_region_the_network_sees(tmp_path):
     from PIL import Image
 
-    from explorer.services.images import crop_box, crop_preview
+    from explorer.shared.images import crop_box, crop_preview
     from resnext.imaging import resize_and_crop
 
     # A wide photo with a gradient: the crop's content tells where it came from.
@@ -463,7 +466,7 @@ def test_a_text_file_is_not_called_a_pickle(tmp_path):
 
 
 def test_grid_requests_are_checked_once():
-    from explorer.services.explanation import GridRequest
+    from explorer.attributions.explanation import GridRequest
 
     values = {**EXPLAIN_VALUES, "mode": "methods", "methods": [], "compare_preset": "resnet50"}
     with pytest.raises(ValueError, match="Methods: tick at least one"):
@@ -561,8 +564,8 @@ def test_api_range_errors_name_the_control(session, position, value, message):
 def test_colour_bar_stops_are_matplotlibs():
     import matplotlib
 
-    assert set(service.COLOUR_STOPS) == set(service.COLORMAPS)
-    for name, stops in service.COLOUR_STOPS.items():
+    assert set(drawing.COLOUR_STOPS) == set(drawing.COLORMAPS)
+    for name, stops in drawing.COLOUR_STOPS.items():
         expected = np.array([matplotlib.colormaps[name](k / 10)[:3] for k in range(11)]) * 255
         assert np.abs(np.array(stops) - expected).max() <= 0.5, name
 
@@ -571,8 +574,9 @@ def test_building_the_colour_bar_imports_no_matplotlib():
     import subprocess
     import sys
 
-    code = ("import sys; from explorer.services import attribution as a; "
-            "a.colour_bar_html(None, a.Display()); a.colour_bar_html(None, a.Display('all', 'RdBu_r')); "
+    code = ("import sys; from explorer.attributions.figures import colour_bar_html; "
+            "from explorer.shared.drawing import Display; "
+            "colour_bar_html(None, Display()); colour_bar_html(None, Display('all', 'RdBu_r')); "
             "print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
@@ -582,7 +586,7 @@ def test_building_the_colour_bar_imports_no_matplotlib():
 # The object's outline and the share of the map inside it ----------------------------------
 
 def test_object_share_and_outline_known_answers():
-    from explorer.services.training import outline
+    from explorer.shared.drawing import outline
 
     mask = np.zeros((8, 8), dtype=bool)
     mask[2:5, 3:7] = True  # 12 of 64 pixels
@@ -597,15 +601,15 @@ def test_object_share_and_outline_known_answers():
     assert "**0 %**" in explanation.object_line(np.where(mask, 0.0, 1.0), mask)
     # Drawn: 8 px enlarged 36× to 288 px; cyan exactly on the enlarged mask's boundary.
     image = np.full((8, 8, 3), 90, dtype=np.uint8)
-    display = service.Display("positive", "inferno", 0.5)
-    plain = service.overlay_view(image, spill, display)
-    drawn = service.overlay_view(image, spill, display, mask)
+    display = drawing.Display("positive", "inferno", 0.5)
+    plain = drawing.overlay_view(image, spill, display)
+    drawn = drawing.overlay_view(image, spill, display, mask)
     assert drawn.shape == plain.shape == (288, 288, 3)
     boundary = outline(mask.repeat(36, 0).repeat(36, 1))
-    assert (drawn[boundary] == service.OUTLINE_COLOUR).all()
+    assert (drawn[boundary] == drawing.OUTLINE_COLOUR).all()
     assert np.array_equal(drawn[~boundary], plain[~boundary])
-    assert np.array_equal(plain[::36, ::36], service.render_overlay(image, spill, *display.__dict__.values()))
-    assert service.overlay_view(np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224)),
+    assert np.array_equal(plain[::36, ::36], drawing.render_overlay(image, spill, *display.__dict__.values()))
+    assert drawing.overlay_view(np.zeros((224, 224, 3), np.uint8), np.zeros((224, 224)),
                                 display).shape == (224, 224, 3)
 
 
@@ -626,7 +630,7 @@ def shapes_run(tmp_path_factory):
 
 
 def _run_request(run_dir, image, **changes):
-    from explorer.services.weights_choice import run_weights
+    from explorer.shared.weights_choice import run_weights
 
     weights, selection = run_weights(run_dir)
     values = {**EXPLAIN_VALUES, "image": str(image), "method": "saliency", "sign": "positive",
@@ -637,7 +641,7 @@ def _run_request(run_dir, image, **changes):
 def test_a_run_sees_its_test_image_as_it_was_trained(shapes_run):
     from safetensors.torch import load_file
 
-    from explorer.services.weights_choice import network_for, run_weights
+    from explorer.shared.weights_choice import network_for, run_weights
 
     run_dir, pair = shapes_run
     weights, selection = run_weights(run_dir)
@@ -660,14 +664,14 @@ def test_a_run_sees_its_test_image_as_it_was_trained(shapes_run):
     assert np.array_equal(result.shown, pair.test.images[0].permute(1, 2, 0).numpy())
     assert "whole image" in result.summary and "centre crop" not in result.summary
     # "Black" is a black pixel under the run's statistics, not ImageNet's.
-    black = service.make_baseline(x, "black", mean=pair.mean, std=pair.std)
+    black = attribution.make_baseline(x, "black", mean=pair.mean, std=pair.std)
     torch.testing.assert_close(black, ((0 - mean) / std).expand_as(x))
 
 
 def test_an_upload_of_another_size_is_resized_to_the_runs(shapes_run, tmp_path):
     from PIL import Image
 
-    from explorer.services.weights_choice import network_for, run_weights
+    from explorer.shared.weights_choice import network_for, run_weights
 
     run_dir, pair = shapes_run
     network = network_for(*run_weights(run_dir))
@@ -688,7 +692,7 @@ def test_an_upload_of_another_size_is_resized_to_the_runs(shapes_run, tmp_path):
     Image.fromarray(np.concatenate([image, image], axis=1)).save(wide)
     assert prepare_image(str(wide), prep).cut  # a 32×16 photo loses its sides
     # The preview outlines the crop only when it cuts; small images are enlarged, sharp.
-    from explorer.services.images import crop_preview
+    from explorer.shared.images import crop_preview
 
     preview = crop_preview(str(square), prep)
     assert np.array_equal(preview, np.asarray(Image.open(square)).repeat(2, 0).repeat(2, 1))
@@ -703,8 +707,8 @@ def test_a_runs_sample_gets_its_object_outline_and_share(shapes_run, tmp_path):
 
     from PIL import Image
 
-    from explorer.services.training import outline
-    from explorer.services.weights_choice import network_for, run_weights
+    from explorer.shared.drawing import outline
+    from explorer.shared.weights_choice import network_for, run_weights
 
     run_dir, pair = shapes_run
     sample = network_for(*run_weights(run_dir)).samples[2]
@@ -715,17 +719,17 @@ def test_a_runs_sample_gets_its_object_outline_and_share(shapes_run, tmp_path):
     mask = pair.test.masks[2].numpy()
     assert np.array_equal(result.mask, mask)
     pixel_map = np.load(result.map_path).sum(axis=0)
-    from explorer.services.eval_metrics import energy_in_mask
+    from resnext.explain.metrics import energy_in_mask
 
     share = float(energy_in_mask(pixel_map[None], mask[None])[0])
     shown = re.search(r"\*\*(\d+) %\*\* of the positive attribution", result.summary).group(1)
     assert int(shown) == round(100 * share)
     boundary = outline(mask.repeat(18, 0).repeat(18, 1))  # 16 px shown at 288
     assert result.overlay.shape == (288, 288, 3)
-    assert (result.overlay[boundary] == service.OUTLINE_COLOUR).all()
+    assert (result.overlay[boundary] == drawing.OUTLINE_COLOUR).all()
     # Redrawn with another colour map: the outline stays.
-    redrawn, _ = explanation.redraw(result.redraw_state, service.Display("absolute", "viridis", 0.7))
-    assert (redrawn[boundary] == service.OUTLINE_COLOUR).all()
+    redrawn, _ = explanation.redraw(result.redraw_state, drawing.Display("absolute", "viridis", 0.7))
+    assert (redrawn[boundary] == drawing.OUTLINE_COLOUR).all()
     # One pixel changed: not the run's image, so nothing drawn and nothing claimed.
     pixels = np.asarray(Image.open(sample)).copy()
     pixels[0, 0] = 255 - pixels[0, 0]
@@ -733,11 +737,11 @@ def test_a_runs_sample_gets_its_object_outline_and_share(shapes_run, tmp_path):
     Image.fromarray(pixels).save(other)
     plain = explanation.explain(_run_request(run_dir, other))
     assert plain.mask is None and "positive attribution lies inside" not in plain.summary
-    assert not (plain.overlay == service.OUTLINE_COLOUR).all(axis=-1).any()
+    assert not (plain.overlay == drawing.OUTLINE_COLOUR).all(axis=-1).any()
 
 
 def test_grid_compares_a_run_with_a_random_preset(shapes_run):
-    from explorer.services.weights_choice import run_weights, weights_for_preset
+    from explorer.shared.weights_choice import run_weights, weights_for_preset
 
     weights, _ = run_weights(shapes_run[0])
     other, note = weights_for_preset(weights, "resnet50")

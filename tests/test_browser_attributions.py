@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from explorer.services.images import sample_images
+from explorer.shared.images import sample_images
 
 pytestmark = pytest.mark.browser
 

@@ -4,7 +4,7 @@ test images, read the table (the service's numbers), the charts, and a row's bes
 import pytest
 from playwright.sync_api import expect
 
-from explorer.services import evaluation_runs as service
+from explorer.evaluate import runs as service
 from tests.test_evaluate_tab import reference, tiny_run
 
 pytestmark = pytest.mark.browser

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from explorer.services.cancellation import CancelFlags, Cancelled
+from explorer.shared.cancellation import CancelFlags, Cancelled
 
 
 def test_cancel_sets_only_the_running_sessions_flag():

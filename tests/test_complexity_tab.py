@@ -12,7 +12,7 @@ from gradio_client.exceptions import AppError
 
 import resnext
 from explorer.selection import Selection
-from explorer.services import complexity_charts as charts
+from explorer.complexity import charts
 from resnext import IMAGENET_DEPTHS, ResNeXtConfig
 
 RESNEXT50 = Selection(resnext.PRESETS["resnext50_32x4d"], 224)

@@ -19,10 +19,10 @@ import resnext
 import resnext.data
 import resnext.train
 from explorer.context import AppOptions, TabContext
-from explorer.services import evaluation as ev
-from explorer.services import evaluation_runs as service
-from explorer.services.training_jobs import TrainingManager
-from explorer.tabs import evaluate as tab
+from resnext.explain import evaluation as ev
+from explorer.evaluate import runs as service
+from explorer.train.jobs import TrainingManager
+from explorer.evaluate import tab
 
 TINY = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
                              stage_blocks=(1, 1), stem="cifar", num_classes=6)

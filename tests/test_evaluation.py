@@ -10,7 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.services import evaluation as ev
+from resnext.explain import evaluation as ev
+
+from explorer.evaluate import figures
 from tests.test_evaluation_attribution import LEFT, SIDE, SIZE, TOP, RegionNet
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -127,20 +129,20 @@ def test_bad_choices_say_what_is_wrong():
 def test_figures_show_methods_and_the_random_line():
     result = ev.evaluate(RegionNet(), MaskedSplit(4), ["saliency", "gradcam"], n_images=4,
                          mean=MEAN, std=STD, settings=FAST, steps=2)
-    fig = ev.metric_figure(result, "energy")
+    fig = figures.metric_figure(result, "energy")
     assert list(fig.data[0].x) == ["Saliency", "Grad-CAM"]
     assert list(fig.data[0].y) == pytest.approx([r["energy"] for r in result.rows])
     assert fig.layout.shapes[0].y0 == pytest.approx(result.random_line("energy"))
-    assert not ev.metric_figure(result, "insertion_auc").layout.shapes  # no random row run
-    compare = ev.compare_figure({"run A": result, "run B": result}, "pointing")
+    assert not figures.metric_figure(result, "insertion_auc").layout.shapes  # no random row run
+    compare = figures.compare_figure({"run A": result, "run B": result}, "pointing")
     assert [t.name.split(" (")[0] for t in compare.data] == ["run A", "run B"]
     sanity = ev.SanityResult(steps=["trained", "fc"], curves={"saliency": {
         "spearman": [1.0, 0.2], "ssim": [1.0, 0.3], "topk": [1.0, float("nan")]}},
         labels={"saliency": "Saliency"})
-    fig = ev.sanity_figure(sanity, "topk")
+    fig = figures.sanity_figure(sanity, "topk")
     assert list(fig.data[0].x) == ["trained", "fc"] and list(fig.data[0].y) == [1.0, None]
     with pytest.raises(ValueError, match="metric"):
-        ev.metric_figure(result, "accuracy")
+        figures.metric_figure(result, "accuracy")
 
 
 class TinyShapesNet(nn.Module):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import resnext
-from explorer.services.eval_attribution import (
+from resnext.explain.batch import (
     DEFAULT_ROWS,
     METHOD_ROWS,
     BatchSettings,
@@ -15,7 +15,7 @@ from explorer.services.eval_attribution import (
     baseline_images,
     resolve_row,
 )
-from explorer.services.eval_metrics import EvaluationStopped, energy_in_mask
+from resnext.explain.metrics import EvaluationStopped, energy_in_mask
 from tests.conftest import randomize_batchnorm
 
 SIDE, TOP, LEFT, SIZE = 16, 4, 6, 6  # the region: rows 4..9, columns 6..11
@@ -175,7 +175,7 @@ def test_maps_are_numpy_friendly():
 
 
 def test_private_copy_leaves_other_requests_hooks_behind():
-    from explorer.services.eval_attribution import private_copy
+    from resnext.explain.batch import private_copy
 
     model = RegionNet().eval()
 

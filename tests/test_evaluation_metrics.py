@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.services.eval_metrics import (
+from resnext.explain.metrics import (
     blur_images,
     curve_ends,
     energy_in_mask,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import resnext
-from explorer.services.sanity import (
+from resnext.explain.sanity import (
     average_ranks,
     cascade_groups,
     randomization_check,

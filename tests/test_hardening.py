@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import resnext
-from explorer.services import attribution
+from explorer.shared import drawing
 from hostile_files import code_running_pickle, image_corpus
 
 TINY_CONTROLS = [4, 2, "1, 1", "cifar", "c", False, 10, 32, False, "resnet50"]
@@ -81,7 +81,7 @@ def test_image_corpus_works_or_is_explained(session, corpus, name):
         overlay, top5, summary, _, _ = session.predict(handle_file(str(path)), *SALIENCY,
                                                        api_name="/attribute")
         # The 32 px crop, shown enlarged by a whole factor (sharp pixels) as on the page.
-        side = 32 * attribution.enlargement(32)
+        side = 32 * drawing.enlargement(32)
         assert Image.open(overlay).size == (side, side) and side > 32
         assert len(top5["confidences"]) == 5 and "Saliency" in summary
     else:
@@ -236,7 +236,7 @@ def test_attribution_on_an_over_budget_network_is_refused(app_url):
 
 
 def _sample_path() -> str:
-    from explorer.services.images import sample_images
+    from explorer.shared.images import sample_images
 
     return str(sample_images()[0])
 

@@ -1,5 +1,6 @@
-"""The project's rooms: the library knows nothing of the app, services nothing of tabs, and
-tabs only lay out and wire (no torch, Captum, numpy or PIL work in them)."""
+"""The project's rooms: the library knows nothing of the app; the app is one folder per
+feature whose tab only lays out and wires (no torch, Captum, numpy or PIL work in it); only
+the app frame imports a tab; only `resnext.explain` imports Captum."""
 
 import ast
 from pathlib import Path
@@ -30,18 +31,42 @@ def files(folder: str) -> list[Path]:
     return found
 
 
-@pytest.mark.parametrize("path", files("explorer/tabs"), ids=lambda p: p.name)
+FEATURES = ("architecture", "complexity", "run", "train", "attributions", "evaluate")
+TABS = sorted((ROOT / "explorer").glob("*/tab.py"))
+
+
+def test_each_feature_is_one_folder_with_its_tab():
+    assert {path.parent.name for path in TABS} == set(FEATURES)
+
+
+@pytest.mark.parametrize("path", TABS, ids=lambda p: p.parent.name)
 def test_tabs_do_no_tensor_work(path):
     heavy = {name for name in imported_modules(path)
              if name.split(".")[0] in {"torch", "captum", "numpy", "PIL", "torchinfo"}}
-    assert heavy == set(), f"{path.name} imports {sorted(heavy)}: move that work to a service"
+    assert heavy == set(), f"{path} imports {sorted(heavy)}: move that work to a service"
 
 
-@pytest.mark.parametrize("path", files("explorer/services"), ids=lambda p: p.name)
-def test_services_never_import_tabs(path):
-    tabs = {name for name in imported_modules(path)
-            if name.startswith(("..tabs", "explorer.tabs", ".tabs"))}
-    assert tabs == set(), f"{path.name} imports {sorted(tabs)}"
+@pytest.mark.parametrize("path", files("explorer"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_a_feature_wires_its_tab(path):
+    """No module imports a tab but the app frame; a feature's services never import a tab."""
+    if path.name == "app.py" and path.parent.name == "explorer":
+        return
+    tabs = {name for name in imported_modules(path) if name.endswith(".tab") or ".tab." in name
+            or name in {"..tab", ".tab"}}
+    assert tabs == set(), f"{path} imports {sorted(tabs)}"
+
+
+@pytest.mark.parametrize("path", files("explorer"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_the_library_calls_captum(path):
+    captum = {name for name in imported_modules(path) if name.split(".")[0] == "captum"}
+    assert captum == set(), f"{path} imports {sorted(captum)}: attribution lives in resnext.explain"
+
+
+def test_captum_is_imported_only_by_resnext_explain():
+    importers = {str(path.relative_to(ROOT)) for folder in ("resnext", "explorer")
+                 for path in files(folder)
+                 if any(name.split(".")[0] == "captum" for name in imported_modules(path))}
+    assert importers and all(name.startswith("resnext/explain/") for name in importers), importers
 
 
 @pytest.mark.parametrize("path", files("resnext"), ids=lambda p: str(p.relative_to(ROOT)))
@@ -49,6 +74,14 @@ def test_the_library_knows_nothing_of_the_app(path):
     app = {name for name in imported_modules(path)
            if name.split(".")[0] in {"explorer", "gradio", "plotly"}}
     assert app == set(), f"{path.name} imports {sorted(app)}"
+
+
+@pytest.mark.parametrize("folder", sorted({p.parent for p in (ROOT / "explorer").rglob("*.py")}
+                                          | {p.parent for p in (ROOT / "resnext").rglob("*.py")}),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_folder_holds_more_than_14_modules(folder):
+    modules = sorted(p.name for p in folder.glob("*.py"))
+    assert len(modules) <= 14, f"{folder.relative_to(ROOT)}: {len(modules)} modules {modules}"
 
 
 def test_the_check_sees_an_import_inside_a_function(tmp_path):

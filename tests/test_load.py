@@ -256,7 +256,7 @@ def small_model_macs() -> int:
 
 
 def test_eight_users_at_once(server, full_run, capsys, tmp_path):
-    from explorer.services.images import sample_images
+    from explorer.shared.images import sample_images
 
     app_url, server_process = server
     seconds = 60 if full_run else 12

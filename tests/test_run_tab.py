@@ -11,10 +11,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import resnext
 from explorer.selection import Selection
-from explorer.services import run_views as views
-from explorer.services import runner
-from explorer.services.models import IMAGENET, ModelCache, WeightsChoice, build_weighted_model
-from explorer.tabs import run as run_tab
+from explorer.run import views
+from explorer.run import runner
+from explorer.shared.models import IMAGENET, ModelCache, WeightsChoice, build_weighted_model
+from explorer.run import tab as run_tab
 
 TINY = resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2, stage_blocks=(1, 1), stem="cifar")
 TINY_SIDE = 32
@@ -219,14 +219,14 @@ def test_top5_with_trained_weights_names_imagenet_classes():
 
 
 def test_class_names_file_is_imagenet_order():
-    from explorer.services.predictions import imagenet_class_names
+    from explorer.shared.predictions import imagenet_class_names
 
     names = imagenet_class_names()
     assert len(names) == 1000 and names[0] == "tench" and names[1] == "goldfish"
 
 
 def test_top5_of_a_head_without_imagenet_names():
-    from explorer.services.predictions import class_names_for, top_predictions
+    from explorer.shared.predictions import class_names_for, top_predictions
 
     logits = torch.tensor([[0.0, 3.0, 1.0]])
     assert [name for _, name, _ in top_predictions(logits, class_names_for(3))] == [
@@ -454,8 +454,8 @@ def test_api_lists_run_and_sweep(client):
 def test_imagenet_weights_bring_their_own_architecture():
     """As in the Attributions tab: ImageNet weights run on their preset at their crop size."""
     from explorer.selection import Selection
-    from explorer.services.models import IMAGENET, WeightsChoice
-    from explorer.tabs import run as run_tab
+    from explorer.shared.models import IMAGENET, WeightsChoice
+    from explorer.run import tab as run_tab
 
     custom = Selection(resnext.ResNeXtConfig(cardinality=4, bottleneck_width=2,
                                              stage_blocks=(1, 1), stem="cifar"), 32)

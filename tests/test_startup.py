@@ -69,7 +69,7 @@ def test_reading_a_run_folder_imports_no_torch(tmp_path):
 
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"epoch": 1}) + "\n{torn")
     (tmp_path / "status.json").write_text(json.dumps({"state": "running"}))
-    code = ("import sys; from resnext.train import runs; import explorer.services.training_jobs; "
+    code = ("import sys; from resnext.train import runs; import explorer.train.jobs; "
             f"folder = {str(tmp_path)!r}; "
             "assert runs.read_metrics(folder) == [{'epoch': 1}]; "
             "assert runs.read_json(folder + '/status.json') == {'state': 'running'}; "

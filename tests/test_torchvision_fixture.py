@@ -67,10 +67,11 @@ def test_torchvisions_weights_give_torchvisions_logits(torchvision_state):
     with torch.no_grad():
         logits = model(TENSORS["input"])
         photo_logits = model(TENSORS["photo_V2_pil"][None])
-    # Measured: identical to the last bit (max |difference| 0.0, logits up to ~68). The
-    # tolerance leaves room for other CPUs' kernels only.
-    torch.testing.assert_close(logits, TENSORS["logits"], rtol=1e-6, atol=1e-5)
-    torch.testing.assert_close(photo_logits, TENSORS["photo_V2_pil_logits"], rtol=1e-6, atol=1e-5)
+    # Measured: identical to the last bit on an idle machine (logits up to ~68); under load
+    # oneDNN may sum in another order and one logit moved by 2e-5 (3e-7 of the largest). The
+    # tolerance leaves room for such kernels only: a wrong weight moves logits by far more.
+    torch.testing.assert_close(logits, TENSORS["logits"], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(photo_logits, TENSORS["photo_V2_pil_logits"], rtol=1e-5, atol=1e-4)
     # Every form of the paper's Fig. 3 computes the same function from the same weights.
     for form in ("a", "b"):
         with torch.no_grad():

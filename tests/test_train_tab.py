@@ -13,9 +13,10 @@ import pytest
 
 import resnext
 from explorer.selection import Selection
-from explorer.services import training as service
-from explorer.services import training_views as views
-from explorer.services.training_jobs import TrainingManager, pid_alive, read_run
+from explorer.shared import drawing
+from explorer.train import requests as service
+from explorer.train import views
+from explorer.train.jobs import TrainingManager, pid_alive, read_run
 
 TINY = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
                              stage_blocks=(1, 1), stem="cifar", num_classes=6)
@@ -89,7 +90,7 @@ def test_only_folders_inside_the_data_directory_are_offered(tmp_path):
 def test_outline_is_the_masks_boundary():
     mask = np.zeros((6, 6), bool)
     mask[1:5, 1:5] = True
-    edge = service.outline(mask)
+    edge = drawing.outline(mask)
     assert edge.sum() == 12 and not edge[2:4, 2:4].any() and edge[1, 1] and not edge[0, 0]
 
 
@@ -102,8 +103,8 @@ def test_preview_shows_a_dozen_training_images_with_their_class_and_outline(tmp_
     small = picture[::6, ::6]
     yellow = np.all(small == (255, 255, 0), axis=-1)
     cyan = np.all(small == (0, 255, 255), axis=-1)
-    assert np.array_equal(yellow | cyan, service.outline(pair.train.masks[0].numpy())
-                          | service.outline(pair.train.marker_masks[0].numpy()))
+    assert np.array_equal(yellow | cyan, drawing.outline(pair.train.masks[0].numpy())
+                          | drawing.outline(pair.train.marker_masks[0].numpy()))
 
 
 def test_estimate_in_words_and_a_smaller_variant_only_when_long(tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ def test_byte_size(num_bytes, text):
 
 
 def test_the_estimate_and_the_app_print_alike():
-    from explorer.services import formatting
+    from explorer.shared import formatting
     from resnext.train import Estimate
 
     assert formatting.duration is duration and formatting.byte_size is byte_size

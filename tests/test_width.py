@@ -3,7 +3,7 @@ import re
 import pytest
 
 import resnext
-from resnext.width import block_template_params
+from resnext.complexity import block_template_params
 
 
 def test_reproduces_table_2():

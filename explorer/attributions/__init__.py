@@ -1,0 +1,1 @@
+"""The Attributions tab: maps of `resnext.explain` on uploaded or sample images, drawn."""

@@ -1,0 +1,1 @@
+"""The Complexity tab: where cost goes, sweeps, accuracy against cost, pinned configs."""

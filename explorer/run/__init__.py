@@ -1,0 +1,1 @@
+"""The Run tab: timed forward passes (`runner`) and what the page shows of them (`views`)."""

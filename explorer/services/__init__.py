@@ -1,1 +1,0 @@
-"""The app's work, as plain functions of a Selection: no Gradio in here."""

@@ -1,1 +1,0 @@
-"""One module per tab: layout and wiring only; the work is in explorer.services."""

@@ -1,0 +1,1 @@
+"""The Train tab: requests and previews (`requests`), child-process runs (`jobs`), views."""

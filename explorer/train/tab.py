@@ -1,0 +1,327 @@
+"""Train tab: train the network of the Architecture tab on data whose truth is known, watch
+it learn, keep the run, and use it in the Run and Attributions tabs.
+
+Layout and wiring only: the request, preview and estimate are in services.training; the
+child processes, queue and run folders in services.training_jobs; the charts in
+services.training_views.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from .. import components as ui
+from ..context import TabContext
+from ..errors import keep_state, user_errors
+from ..selection import Selection
+from . import requests as service
+from . import views
+from ..shared.devices import initial_choices
+from .jobs import RUN_COLUMNS, TrainingManager
+from ..shared.weights_choice import run_weights
+
+POLL_SECONDS = 1.0
+# Estimates measure a few training steps: one at a time, never beside a forward-pass timing.
+ESTIMATE_QUEUE = {"concurrency_id": "forward", "concurrency_limit": 1}
+INTRO = ("Train the network you built in the **Architecture** tab. The training runs as its "
+         "own process on the server: closing or reloading this page does not stop it, and "
+         "its run (config, metrics, weights) is kept in the runs directory. On *shapes* the "
+         "truth is known, every object pixel, so what a trained network looks at can be "
+         "measured in the Attributions tab.")
+
+
+# Handlers ---------------------------------------------------------------------------------
+
+def _request(ctx: TabContext, selection: Selection, values: list[Any]) -> service.TrainRequest:
+    *controls, download = values
+    return service.make_request(selection, *controls, data_dir=ctx.options.data_dir,
+                                download=download)
+
+
+def _runs_rows(manager: TrainingManager) -> list[list[Any]]:
+    return [record.row() for record in manager.runs()]
+
+
+def _run_choices(manager: TrainingManager) -> list[str]:
+    return [r.run_id for r in manager.runs() if r.state not in ("queued", "running")
+            and (manager.runs_dir / r.run_id / "model.safetensors").exists()]
+
+
+def make_handlers(ctx: TabContext) -> dict[str, Any]:
+    """The tab's handlers, closed over the app's training manager."""
+    manager: TrainingManager = ctx.training
+
+    @keep_state
+    def before_start(selection: Selection, *values: Any):
+        request = _request(ctx, selection, list(values))
+        forecast = service.forecast(request, ctx.options.data_dir)
+        gallery = service.preview(request, ctx.options.data_dir)
+        smaller = forecast.smaller
+        return (gallery, forecast.text, smaller,
+                gr.update(visible=smaller is not None,
+                          value=f"Use the smaller variant ({smaller.config.name})"
+                          if smaller else "Use the smaller variant"))
+
+    def use_smaller(smaller: Selection | None):
+        return smaller if smaller is not None else gr.skip()
+
+    def recipe_note(recipe: str):
+        return gr.update(info=service.learning_rate_note(recipe))
+
+    @keep_state
+    def start(selection: Selection, *values: Any):
+        request = _request(ctx, selection, list(values))
+        run_id = manager.start(request)
+        status = manager.status(run_id)
+        return (run_id, views.progress_html(status), views.curves_figure(status),
+                gr.Timer(active=True), _runs_rows(manager))
+
+    @keep_state
+    def poll(run_id: str | None):
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+        status = manager.status(run_id)
+        live = status["run"]["state"] in ("queued", "running")
+        choices = gr.skip() if live else gr.update(choices=_run_choices(manager), value=run_id
+                                                    if status["history"] else None)
+        return (views.progress_html(status), views.curves_figure(status),
+                gr.Timer(active=live), _runs_rows(manager), choices)
+
+    @keep_state
+    def stop(run_id: str | None):
+        if not run_id:
+            raise ValueError("no run is being followed on this page: start one first")
+        gr.Info(manager.stop(run_id))
+
+    def reattach():
+        """Page (re)load: follow the newest queued or running run, if any."""
+        run_id = manager.active_run()
+        return (run_id, gr.Timer(active=run_id is not None), _runs_rows(manager),
+                gr.update(choices=_run_choices(manager)))
+
+    @keep_state
+    def refresh():
+        return _runs_rows(manager), gr.update(choices=_run_choices(manager))
+
+    @keep_state
+    def show_run(run_id: str | None):
+        if not run_id:
+            return gr.skip()
+        status = manager.status(run_id)
+        report = views.run_report(manager.runs_dir / run_id)
+        return (views.curves_figure(status), views.confusion_figure(report),
+                views.per_class_rows(report), views.prediction_gallery(report))
+
+    @keep_state
+    def use_run(run_id: str | None):
+        if not run_id:
+            raise ValueError("choose a finished run first")
+        weights, selection = run_weights(manager.runs_dir / run_id)
+        gr.Info(f"Using {run_id}: the Architecture tab shows its network, the Run and "
+                f"Attributions tabs its weights and its dataset's classes and test images.")
+        return selection, weights
+
+    return {name: value for name, value in locals().items() if callable(value)}
+
+
+# API (named endpoints; errors reach the caller) -------------------------------------------
+
+def make_api(ctx: TabContext) -> dict[str, Any]:
+    manager: TrainingManager = ctx.training
+
+    @user_errors
+    def train_start(config_json: str, data: str, image_size: float, train_size: float,
+                    test_size: float, epochs: float, batch_size: float, recipe: str,
+                    lr: float | None, seed: float, device: str) -> dict:
+        """/train_start: queue a training of a config (JSON) on a dataset; its run id."""
+        request = service.make_request(Selection.from_json(config_json), data, image_size,
+                                       train_size, test_size, epochs, batch_size, recipe, lr,
+                                       seed, device, ctx.options.data_dir)
+        run_id = manager.start(request)
+        return {"run_id": run_id, "queue_position": manager.queue_position(run_id),
+                "request": request.to_dict()}
+
+    @user_errors
+    def train_status(run_id: str) -> dict:
+        """/train_status: state, progress, epoch metrics and live step curve of a run."""
+        return manager.status(run_id)
+
+    @user_errors
+    def train_stop(run_id: str) -> str:
+        """/train_stop: stop a run now (it keeps its last whole epoch)."""
+        return manager.stop(run_id)
+
+    @user_errors
+    def runs() -> list:
+        """/runs: every run in the runs directory (and queued ones)."""
+        return [record.to_dict() for record in manager.runs()]
+
+    @user_errors
+    def use_run(run_id: str):
+        """/use_run: this session's network and weights become the run's."""
+        weights, selection = run_weights(manager.runs_dir / run_id)
+        record = manager.record(run_id)
+        return selection, weights, {"run": record.to_dict() if record else None,
+                                    "config": selection.config.to_dict(),
+                                    "image_size": selection.image_size, "weights": weights.label}
+
+    return {name: value for name, value in locals().items() if callable(value)}
+
+
+# Layout -----------------------------------------------------------------------------------
+
+class Settings:
+    def __init__(self, ctx: TabContext) -> None:
+        d = service.DEFAULTS
+        self.data = ui.Dropdown(service.dataset_choices(ctx.options.data_dir), value=d["data"],
+                                label="Dataset", info="image folders: class folders inside "
+                                                      "the data directory")
+        self.download = gr.Checkbox(False, label="Download CIFAR if missing (needs internet)",
+                                    visible=False)
+        with gr.Row():
+            self.image_size = ui.Slider(*service.IMAGE_SIZE_RANGE, value=d["image_size"], step=1,
+                                        label="Image size (px)", info="CIFAR is 32×32")
+            self.epochs = ui.Slider(*service.EPOCHS_RANGE, value=d["epochs"], step=1,
+                                    label="Epochs")
+        with gr.Row():
+            self.train_size = ui.Number(d["train_size"], minimum=service.TRAIN_SIZE_RANGE[0],
+                                        maximum=service.TRAIN_SIZE_RANGE[1],
+                                        label="Training images", info="shapes: generated; "
+                                        "others: the first N")
+            self.test_size = ui.Number(d["test_size"], minimum=service.TEST_SIZE_RANGE[0],
+                                       maximum=service.TEST_SIZE_RANGE[1], label="Test images")
+        with gr.Row():
+            self.batch_size = ui.Number(d["batch_size"], minimum=service.BATCH_RANGE[0],
+                                        maximum=service.BATCH_RANGE[1], label="Batch size")
+            self.recipe = ui.Radio(["quick", "seed"], value=d["recipe"], label="Recipe",
+                                   info="quick: one-cycle for short runs; seed: the blog's SGD "
+                                        "schedule")
+        with gr.Row():
+            self.lr = gr.Textbox("", label="Learning rate", info="empty: the recipe's own")
+            self.seed = ui.Number(d["seed"], minimum=service.SEED_RANGE[0],
+                                  maximum=service.SEED_RANGE[1], label="Seed")
+        self.device = ui.Dropdown(initial_choices(ctx.options.default_device),
+                                  value=ctx.options.default_device, label="Device")
+        with gr.Row():
+            self.start = gr.Button("Start training", variant="primary")
+            self.stop = gr.Button("Stop", variant="stop")
+
+    @property
+    def values(self) -> list[Any]:
+        """`service.make_request` argument order, after the Selection."""
+        return [self.data, self.image_size, self.train_size, self.test_size, self.epochs,
+                self.batch_size, self.recipe, self.lr, self.seed, self.device, self.download]
+
+
+class Live:
+    def __init__(self) -> None:
+        self.estimate = gr.Markdown()
+        self.smaller = gr.State(None)
+        self.use_smaller = gr.Button("Use the smaller variant", visible=False, size="sm")
+        self.preview = gr.Gallery(label="Training images (object outlined)", columns=6,
+                                  height=260, object_fit="contain", allow_preview=False,
+                                  elem_id="train-preview")
+        self.progress = gr.HTML('<div class="rx-note">No training followed yet.</div>',
+                                elem_id="train-progress")
+        self.curves = gr.Plot(label="Learning curves", elem_id="train-curves")
+        self.followed = gr.State(None)  # run id this page follows
+        self.timer = gr.Timer(POLL_SECONDS, active=False)
+
+
+class Runs:
+    def __init__(self) -> None:
+        gr.Markdown("### Runs (the runs directory: kept across restarts)")
+        with gr.Row():
+            self.table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True,
+                                      elem_id="runs-table", elem_classes=["rx-table"])
+        with gr.Row(equal_height=False):
+            self.choice = ui.Dropdown([], value=None, label="Run", scale=3, min_width=240,
+                                      allow_custom_value=False)
+            with gr.Column(scale=1, min_width=160):
+                self.use = gr.Button("Use this run", variant="primary")
+                self.refresh = gr.Button("Refresh the table", size="sm")
+        with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
+            with gr.Column(scale=1, min_width=320):
+                self.curves = gr.Plot(label="Its learning curves")
+            with gr.Column(scale=1, min_width=320):
+                self.confusion = gr.Plot(label="Confusion matrix", elem_id="run-confusion")
+        self.per_class = gr.Dataframe(headers=["class", "test images", "accuracy"],
+                                      interactive=False, label="Per-class accuracy",
+                                      elem_classes=["rx-table"])
+        self.gallery = gr.Gallery(label="Test images: true → predicted (mistakes first)",
+                                  columns=8, height=330, object_fit="contain",
+                                  allow_preview=False)
+
+
+def build(ctx: TabContext, tab: Any) -> None:
+    """Lay out the tab; `tab` (its gr.Tab) refreshes the preview and estimate when opened."""
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
+        with gr.Column(scale=1, min_width=300):
+            settings = Settings(ctx)
+        with gr.Column(scale=2, min_width=480):
+            live = Live()
+    runs = Runs()
+    _wire(ctx, tab, settings, live, runs)
+
+
+# Wiring -----------------------------------------------------------------------------------
+
+def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> None:
+    h = make_handlers(ctx)
+    _api_endpoints(ctx)
+    quiet = dict(api_visibility="private", show_progress="hidden")
+    before = dict(fn=h["before_start"], inputs=[ctx.selection, *s.values],
+                  outputs=[live.preview, live.estimate, live.smaller, live.use_smaller],
+                  trigger_mode="always_last", **quiet, **ESTIMATE_QUEUE)
+    # Refreshed when the tab is opened (the network may have changed meanwhile) and when a
+    # setting changes here: never on every Architecture slider move.
+    tab.select(**before)
+    tab.select(h["recipe_note"], s.recipe, s.lr, **quiet)
+    for control in (s.data, s.image_size, s.epochs, s.recipe, s.device):
+        control.input(**before)
+    for number in (s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
+        number.submit(**before)
+        number.blur(**before)
+    s.recipe.input(h["recipe_note"], s.recipe, s.lr, **quiet)
+    s.data.select(lambda data: gr.update(visible=data.startswith("cifar")), s.data, s.download,
+                  **quiet)
+    live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet).then(
+        **{**before, "inputs": [live.smaller, *s.values]})
+
+    live_outputs = [live.progress, live.curves, live.timer, runs.table]
+    s.start.click(h["start"], [ctx.selection, *s.values], [live.followed, *live_outputs],
+                  **quiet)
+    s.stop.click(h["stop"], live.followed, None, **quiet)
+    live.timer.tick(h["poll"], live.followed, [*live_outputs, runs.choice], **quiet)
+    ctx.demo.load(h["reattach"], None, [live.followed, live.timer, runs.table, runs.choice],
+                  **quiet)
+
+    runs.refresh.click(h["refresh"], None, [runs.table, runs.choice], **quiet)
+    runs.choice.input(h["show_run"], runs.choice,
+                      [runs.curves, runs.confusion, runs.per_class, runs.gallery], **quiet)
+    runs.use.click(h["use_run"], runs.choice, [ctx.selection_request, ctx.weights],
+                   **quiet)
+
+
+def _api_endpoints(ctx: TabContext) -> None:
+    api = make_api(ctx)
+    with gr.Group(visible=False):
+        text_in = gr.Textbox()
+        numbers = [gr.Number() for _ in range(7)]
+        recipe_in, data_in, device_in = gr.Textbox(), gr.Textbox(), gr.Textbox()
+        lr_in = gr.Number()
+        out = gr.JSON()
+        message = gr.Textbox()
+        buttons = [gr.Button() for _ in range(5)]
+    image_size, train_size, test_size, epochs, batch_size, seed, _ = numbers
+    start, status, stop, listing, use = buttons
+    start.click(api["train_start"], [text_in, data_in, image_size, train_size, test_size,
+                                     epochs, batch_size, recipe_in, lr_in, seed, device_in],
+                out, api_name="train_start")
+    status.click(api["train_status"], text_in, out, api_name="train_status")
+    stop.click(api["train_stop"], text_in, message, api_name="train_stop")
+    listing.click(api["runs"], None, out, api_name="runs")
+    use.click(api["use_run"], text_in, [ctx.selection, ctx.weights, out], api_name="use_run")
