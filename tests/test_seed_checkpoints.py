@@ -81,7 +81,8 @@ def test_the_seed_style_network_is_the_seed_resnext50():
     source = SeedStyleResNeXt()
     assert sum(p.numel() for p in source.parameters()) == 14_788_772
     keys = list(source.state_dict())
-    assert keys[:2] == ["conv1.0.weight", "conv1.1.weight"] and keys[-2:] == ["fc.weight", "fc.bias"]
+    assert keys[:2] == ["conv1.0.weight", "conv1.1.weight"]
+    assert keys[-2:] == ["fc.weight", "fc.bias"]
     assert "conv2.0.split_transforms.0.weight" in keys and "conv2.0.shortcut.0.weight" in keys
     ours = resnext.build_model(resnext.PRESETS["seed_resnext50"], device="meta").state_dict()
     renamed = seed_checkpoints.from_seed_names(source.state_dict())
