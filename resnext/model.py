@@ -26,9 +26,17 @@ class FeatureInfo:
     reduction: int  # input side / this stage's output side (for sides divisible by it)
 
 
+# How the weights start: "kaiming" (the library's default) or "pytorch" (every module's own
+# reset_parameters, as the seed's code and pytorch-cifar100 leave them).
+INITS = ("kaiming", "pytorch")
+
+
 class ResNeXt(nn.Module):
-    def __init__(self, cfg: ResNeXtConfig, generator: torch.Generator | None = None) -> None:
+    def __init__(self, cfg: ResNeXtConfig, generator: torch.Generator | None = None,
+                 init: str = "kaiming") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.config = cfg
         stem_width = cfg.stem_width  # 64 in the paper (base_planes)
         if cfg.stem == "imagenet":
@@ -52,17 +60,22 @@ class ResNeXt(nn.Module):
 
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(self.feature_info[-1].channels, cfg.num_classes)
-        self._init_weights(cfg.zero_init_residual, generator)
+        self._init_weights(cfg.zero_init_residual, generator, init)
 
-    def _init_weights(self, zero_init_residual: bool, generator: torch.Generator | None) -> None:
-        # He et al. 2015 init for convs (fan_out, as torchvision); BN starts as identity.
-        # With a generator, every random value that ends up in the weights is drawn from it
-        # (module constructors still draw from the global RNG, but all of that is
-        # overwritten here), so a seeded build is the same whatever other threads draw.
+    def _init_weights(self, zero_init_residual: bool, generator: torch.Generator | None,
+                      init: str) -> None:
+        # "kaiming": He et al. 2015 init for convs (fan_out, as torchvision). "pytorch":
+        # nn.Conv2d's own reset_parameters, kaiming_uniform_(a=sqrt(5)) (no conv has a bias).
+        # BN starts as identity either way (its own reset). With a generator, every random
+        # value that ends up in the weights is drawn from it (module constructors still draw
+        # from the global RNG, but all of that is overwritten here), so a seeded build is the
+        # same whatever other threads draw.
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
+            if isinstance(module, nn.Conv2d) and init == "kaiming":
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu",
                                         generator=generator)
+            elif isinstance(module, nn.Conv2d) and generator is not None:
+                nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5), generator=generator)
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
@@ -114,15 +127,18 @@ class ResNeXt(nn.Module):
 
 
 def build_model(cfg: ResNeXtConfig, device: torch.device | str | None = None,
-                generator: torch.Generator | None = None) -> ResNeXt:
+                generator: torch.Generator | None = None, init: str = "kaiming") -> ResNeXt:
     """Build the network for `cfg`; `device="meta"` builds it without allocating weights.
 
     `generator` (on the CPU) makes the random init depend on it alone, not on the global
     RNG's state: `build_model(cfg, generator=torch.Generator().manual_seed(0))`.
+    `init`: "kaiming" (Kaiming normal, fan_out, for the convs) or "pytorch" (PyTorch's
+    defaults: Kaiming uniform with a = sqrt(5)), what the seed's code keeps and what
+    training with the "seed" recipe uses.
     """
     if not isinstance(cfg, ResNeXtConfig):
         raise TypeError(f"build_model takes a ResNeXtConfig, got {type(cfg).__name__}")
     if device is None:
-        return ResNeXt(cfg, generator)
+        return ResNeXt(cfg, generator, init)
     with torch.device(device):
-        return ResNeXt(cfg, generator)
+        return ResNeXt(cfg, generator, init)

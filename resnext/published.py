@@ -66,13 +66,18 @@ class CheckpointFileError(WeightsError):
 
 
 class WeightsMismatchError(WeightsError):
-    """The checkpoint's keys or shapes don't fit the model."""
+    """The checkpoint's keys or shapes don't fit the model.
+
+    `fits`: which network the checkpoint is for, in words ("it fits the preset
+    seed_resnext50; ..."), put first in the message: the key lists can be long."""
 
     def __init__(self, missing: list[str], unexpected: list[str],
-                 mis_shaped: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> None:
+                 mis_shaped: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+                 fits: str | None = None) -> None:
         self.missing = missing
         self.unexpected = unexpected
         self.mis_shaped = mis_shaped
+        self.fits = fits
         super().__init__(self._describe())
 
     def _describe(self, limit: int = 10) -> str:
@@ -81,6 +86,8 @@ class WeightsMismatchError(WeightsError):
             return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
 
         parts = ["the checkpoint does not fit this model"]
+        if self.fits:
+            parts.append(self.fits)
         if self.missing:
             parts.append(f"{len(self.missing)} missing key(s): {listing(self.missing)}")
         if self.unexpected:

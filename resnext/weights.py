@@ -6,6 +6,7 @@ pickle that would run code is refused before any of it runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import urllib.error
@@ -15,6 +16,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from .presets import PRESETS
 from .published import (
     PUBLISHED_WEIGHTS,
     CheckpointFileError,
@@ -23,6 +25,8 @@ from .published import (
     WeightsMismatchError,
     WeightsUnavailableError,
 )
+from .seed_checkpoints import from_seed_names, is_seed_checkpoint
+
 
 def hub_checkpoint_dir() -> Path:
     """Where torch.hub keeps downloaded checkpoints ($TORCH_HOME/hub/checkpoints)."""
@@ -130,8 +134,11 @@ def load_weights(model: nn.Module, source: str | os.PathLike[str], progress: boo
                  ) -> nn.Module:
     """Load `source` (a published weights name or a checkpoint path) into `model`, strictly.
 
-    Checkpoints are in torchvision's (form c) layout; a model built in form (a) or (b) gets
-    them converted. Returns the model, in eval mode.
+    Checkpoints are in torchvision's (form c) layout, or in the seed's code's names
+    (pytorch-cifar100's `conv2.0.split_transforms.0.weight`, ...: see seed_checkpoints),
+    which are renamed to it; a model built in form (a) or (b) gets them converted. One that
+    does not fit raises WeightsMismatchError naming the preset it fits, if any. Returns the
+    model, in eval mode.
     """
     from .forms import convert_state_dict
 
@@ -142,13 +149,49 @@ def load_weights(model: nn.Module, source: str | os.PathLike[str], progress: boo
     else:
         path = Path(source)
     state = read_checkpoint(path)
+    if is_seed_checkpoint(state):
+        state = from_seed_names(state)
+    layout_c = state
     cfg = getattr(model, "config", None)
     if cfg is not None and cfg.block_form != "c" and not any(".paths." in k for k in state):
         try:
             state = convert_state_dict(state, cfg, "c", cfg.block_form)
         except (KeyError, RuntimeError):
             pass  # not a form-(c) checkpoint for this config: let the check below report it
-    check_state_dict(model, state)
+    try:
+        check_state_dict(model, state)
+    except WeightsMismatchError as error:
+        raise WeightsMismatchError(error.missing, error.unexpected, error.mis_shaped,
+                                   fits=checkpoint_fit(layout_c)) from None
     with torch.no_grad():
         model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_shapes(name: str) -> dict[str, tuple[int, ...]]:
+    from .model import build_model
+
+    # On the meta device: shapes without allocating (seed_resnext152 has 33 M parameters);
+    # init="pytorch" skips the Kaiming pass, half the time of a build.
+    model = build_model(PRESETS[name], device="meta", init="pytorch")
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def checkpoint_fit(state: Mapping[str, torch.Tensor]) -> str:
+    """Which preset a (form c) state_dict is for, in words, for a mismatch message: every
+    key and shape the same, or all but the classifier's (another number of classes)."""
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    body = {key: shape for key, shape in shapes.items() if not key.startswith("fc.")}
+    seed = " (the seed's code / pytorch-cifar100's network)"
+    for name in PRESETS:
+        if shapes == _preset_shapes(name):
+            return (f"it is a checkpoint of the preset {name}"
+                    f"{seed if name.startswith('seed_') else ''}: build that network to load it")
+    for name in PRESETS:
+        expected = _preset_shapes(name)
+        if body == {k: v for k, v in expected.items() if not k.startswith("fc.")} and (
+                len(shapes.get("fc.weight", ())) == 2):
+            return (f"it fits the preset {name} with num_classes="
+                    f"{shapes['fc.weight'][0]}: build that network to load it")
+    return "it fits none of the presets"

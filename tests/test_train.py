@@ -187,14 +187,17 @@ def test_bad_arguments_are_refused_up_front(tiny_data, tmp_path):
 def test_seed_recipe_follows_pytorch_cifar100():
     recipe = train.RECIPES["seed"]
     steps = 391  # CIFAR's 50,000 images at batch 128
-    rate = lambda epoch, step=0: train.learning_rate(recipe, epoch * steps + step, steps, 200)
-    # Warm-up: linear over the first epoch (WarmUpLR), up to 0.1.
-    assert rate(0, 0) == pytest.approx(0.1 / steps) and rate(0, steps - 1) == pytest.approx(0.1)
-    # x0.2 after epochs 60, 120, 160 (0-based epochs 60, 120, 160 start the new rate).
-    assert [rate(e) for e in (1, 59, 60, 119, 120, 159, 160, 199)] == pytest.approx(
+    # `epoch` 1-based, as pytorch-cifar100's train.py counts them (tests/test_seed_recipe.py
+    # compares every step with its schedulers).
+    rate = lambda epoch, step=0: train.learning_rate(recipe, (epoch - 1) * steps + step, steps,
+                                                     200)
+    # Warm-up (its WarmUpLR): batch i of epoch 1 at 0.1 * i / 391, the first at 0.
+    assert rate(1, 0) == 0.0 and rate(1, steps - 1) == pytest.approx(0.1 * 390 / 391)
+    # x0.2 from epochs 60, 120, 160 (MultiStepLR stepped with the 1-based epoch).
+    assert [rate(e) for e in (2, 59, 60, 119, 120, 159, 160, 200)] == pytest.approx(
         [0.1, 0.1, 0.02, 0.02, 0.004, 0.004, 0.0008, 0.0008])
-    assert (recipe.momentum, recipe.weight_decay, recipe.padding, recipe.rotation) == (
-        0.9, 5e-4, 4, 15.0)
+    assert (recipe.momentum, recipe.weight_decay, recipe.padding, recipe.rotation,
+            recipe.init) == (0.9, 5e-4, 4, 15.0, "pytorch")
 
 
 def test_quick_recipe_is_one_cycle():

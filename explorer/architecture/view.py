@@ -235,8 +235,9 @@ def seed_note(preset: str, image_size: int) -> str:
             f"- **Its 152 stacks {SEED_152_BLOCKS} blocks**, a {cfg.depth}-layer network; the "
             f"paper's 152 is {paper_152}: that layout would have {fmt.count(standard.params)} "
             f"params.")
-    lines.append("- No special weight init in the seed (PyTorch defaults); this explorer uses "
-                 "Kaiming init, which changes no count.")
+    lines.append("- No special weight init in the seed (PyTorch defaults), as training with "
+                 "the seed recipe keeps; random weights here use Kaiming init. Neither changes "
+                 "a count.")
     return "\n".join(lines)
 
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnext.train.runs import (CONFIG_FILE, PROGRESS_FILE, STATUS_FILE, read_json,
-                                read_metrics, status_record, timestamp, write_json)
+from resnext.train.runs import (CONFIG_FILE, PROGRESS_FILE, STATUS_FILE, best_after,
+                                best_epoch, read_json, read_metrics, status_record, timestamp,
+                                write_json)
 from resnext.train.runs import STATES as RUN_STATES
 
 from .requests import TrainRequest
@@ -65,17 +66,28 @@ class RunRecord:
     dataset: str
     epochs_done: int
     epochs: int
-    test_accuracy: float | None
+    test_accuracy: float | None  # the last finished epoch's (its weights are the saved ones)
     seconds: float
     device: str
     started_at: str
     error: str | None = None
+    best_accuracy: float | None = None  # the best epoch's, counted after `best_after`
+    best_epoch: int | None = None
+    best_after: int = 0  # seed-recipe runs count as pytorch-cifar100 does (runs.best_after)
 
     def row(self) -> list[Any]:
         accuracy = "–" if self.test_accuracy is None else f"{100 * self.test_accuracy:.1f} %"
         return [self.run_id, self.state, self.network, self.dataset,
-                f"{self.epochs_done}/{self.epochs}", accuracy, f"{self.seconds:,.0f} s",
-                self.device, self.started_at.replace("T", " ").rstrip("Z")]
+                f"{self.epochs_done}/{self.epochs}", accuracy, self.best_cell(),
+                f"{self.seconds:,.0f} s", self.device,
+                self.started_at.replace("T", " ").rstrip("Z")]
+
+    def best_cell(self) -> str:
+        """The best accuracy and its epoch, e.g. 77.8 % (epoch 183); for a seed-recipe run
+        that has not reached its counted epochs yet, after which epoch they start."""
+        if self.best_accuracy is not None:
+            return f"{100 * self.best_accuracy:.1f} % (epoch {self.best_epoch})"
+        return f"– (counted after epoch {self.best_after})" if self.best_after else "–"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -83,8 +95,8 @@ class RunRecord:
 
 # The state comes second: it is what a person scans the table for, and a narrow page hides
 # the last columns first.
-RUN_COLUMNS = ["run", "state", "network", "dataset", "epochs", "test accuracy", "time",
-               "device", "started (UTC)"]
+RUN_COLUMNS = ["run", "state", "network", "dataset", "epochs", "test accuracy (last epoch)",
+               "best test accuracy", "time", "device", "started (UTC)"]
 
 
 def read_run(run_dir: Path) -> RunRecord | None:
@@ -104,13 +116,16 @@ def read_run(run_dir: Path) -> RunRecord | None:
     model = config.get("model", {})
     name = _network_name(model)
     data = config.get("data", {})
+    after = best_after(config)
+    best = best_epoch(history, after) or {}
     return RunRecord(
         run_id=run_dir.name, state=state, network=name, dataset=str(data.get("name", "?")),
         epochs_done=len(history), epochs=int(config.get("epochs", 0)),
         test_accuracy=history[-1]["test_accuracy"] if history else None,
         seconds=sum(row.get("seconds", 0.0) for row in history),
         device=str(config.get("environment", {}).get("device", status.get("device", "?"))),
-        started_at=str(status.get("started_at", "")), error=status.get("error"))
+        started_at=str(status.get("started_at", "")), error=status.get("error"),
+        best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after)
 
 
 def _network_name(model: dict[str, Any]) -> str:

@@ -228,7 +228,8 @@ def _train(cfg: ResNeXtConfig, data: Any, recipe: Recipe, epochs: int, local_bat
     from ..model import build_model
 
     torch.manual_seed(seed * 7919 + rank)  # kornia's augmentation draws from the global RNG
-    model = build_model(cfg, generator=torch.Generator().manual_seed(seed)).to(device)
+    model = build_model(cfg, generator=torch.Generator().manual_seed(seed),
+                        init=recipe.init).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     trained: nn.Module = model

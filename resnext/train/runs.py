@@ -2,7 +2,8 @@
 
     config.json        what was trained on what: {"model", "data", "recipe", "epochs",
                        "batch_size", "seed", "channels_last", "mixed_precision", "environment"}
-    metrics.jsonl      one JSON object per finished epoch (see `METRIC_KEYS`)
+    metrics.jsonl      one JSON object per finished epoch (see `METRIC_KEYS`); the last line
+                       is the saved model's, `best_epoch` finds the best one
     model.safetensors  build_model(cfg)'s state dict after the last finished epoch; its
                        metadata holds "epoch" (1-based) and "config" (the model's JSON)
     status.json        {"state": "running" | "finished" | "stopped" | "failed", "pid",
@@ -19,6 +20,7 @@ runs with this module); saving and loading the model does.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -87,6 +89,36 @@ def save_model(run_dir: Path, model: torch.nn.Module, cfg: ResNeXtConfig, epoch:
 def write_metrics(run_dir: Path, history: list[dict[str, Any]]) -> None:
     text = "".join(json.dumps(row) + "\n" for row in history)
     write_atomic(run_dir / METRICS_FILE, text.encode())
+
+
+def best_after(config: Mapping[str, Any]) -> int:
+    """The epoch after which a run's best test accuracy counts (0: every epoch counts).
+
+    pytorch-cifar100 saves and reports its best checkpoint only after its second milestone
+    (train.py: `if epoch > settings.MILESTONES[1] and best_acc < acc`, epoch 120 of 200), so a
+    run with the "seed" recipe counts its best the same way (after round(0.6 * epochs)), which
+    makes it comparable with its README's numbers; any other run counts every epoch.
+    """
+    recipe = config.get("recipe") or {}
+    milestones = recipe.get("milestones") or []
+    epochs = config.get("epochs")
+    if recipe.get("name") != "seed" or len(milestones) < 2 or not isinstance(epochs, int):
+        return 0
+    return round(milestones[1] * epochs)
+
+
+def best_epoch(history: list[dict[str, Any]], after: int = 0) -> dict[str, Any] | None:
+    """The metrics line of the best test accuracy among epochs > `after`, or None.
+
+    Of equal accuracies the earliest wins (train.py's strict `best_acc < acc`)."""
+    best = None
+    for row in history:
+        accuracy = row.get("test_accuracy")
+        if (isinstance(row.get("epoch"), int) and row["epoch"] > after
+                and isinstance(accuracy, (int, float)) and math.isfinite(accuracy)
+                and (best is None or accuracy > best["test_accuracy"])):
+            best = row
+    return best
 
 
 def read_json(path: Path) -> Any:
