@@ -46,7 +46,7 @@ def write_run(folder, recipe, accuracies, epochs):
 
 
 def test_runs_table_says_which_accuracy_is_the_last_and_which_the_best(tmp_path):
-    from explorer.services.training_jobs import RUN_COLUMNS, read_run
+    from explorer.train.jobs import RUN_COLUMNS, read_run
 
     # 10 epochs of the seed recipe: the best counts after epoch 6, as its train.py would.
     write_run(tmp_path / "seed", "seed", [0.1, 0.9, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.72, 0.7], 10)

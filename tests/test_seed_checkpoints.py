@@ -11,7 +11,7 @@ from torch import nn
 
 import resnext
 from conftest import randomize_batchnorm
-from resnext import seed_checkpoints, weights
+from resnext import weights
 
 
 class SeedStyleBlock(nn.Module):
@@ -85,7 +85,7 @@ def test_the_seed_style_network_is_the_seed_resnext50():
     assert keys[-2:] == ["fc.weight", "fc.bias"]
     assert "conv2.0.split_transforms.0.weight" in keys and "conv2.0.shortcut.0.weight" in keys
     ours = resnext.build_model(resnext.PRESETS["seed_resnext50"], device="meta").state_dict()
-    renamed = seed_checkpoints.from_seed_names(source.state_dict())
+    renamed = weights.from_seed_names(source.state_dict())
     assert {k: v.shape for k, v in renamed.items()} == {k: v.shape for k, v in ours.items()}
 
 
@@ -153,7 +153,7 @@ def test_a_checkpoint_of_no_preset_says_so(tmp_path):
 
 
 def test_seed_key_names():
-    rename = seed_checkpoints.seed_key
+    rename = weights.seed_key
     assert rename("conv1.0.weight") == "conv1.weight"
     assert rename("conv1.1.running_mean") == "bn1.running_mean"
     assert rename("conv2.0.split_transforms.0.weight") == "layer1.0.conv1.weight"
@@ -164,14 +164,14 @@ def test_seed_key_names():
     for kept in ("fc.weight", "conv2.0.split_transforms.2.weight", "conv2.0.shortcut.5.weight",
                  "layer1.0.conv1.weight", "conv1.weight"):
         assert rename(kept) == kept
-    assert not seed_checkpoints.is_seed_checkpoint({"conv1.weight": 0, "fc.weight": 0})
+    assert not weights.is_seed_checkpoint({"conv1.weight": 0, "fc.weight": 0})
 
 
 def test_app_upload_of_a_seed_checkpoint(seed_50_file):
     """The Run and Attributions tabs' upload: a seed preset just works; another is refused
     with the library's message."""
     from explorer.selection import Selection
-    from explorer.services.weights_choice import choose_weights
+    from explorer.shared.weights_choice import choose_weights
 
     _, folder = seed_50_file
     path = str(folder / "resnext50-183-best.pth")

@@ -1,7 +1,7 @@
 """Architecture tab: controls for the config, headline numbers, stage table and picture,
 torchinfo summary, JSON copy/paste, a link to this network, and the seed blog's differences.
 
-Layout and wiring only: controls -> `Selection` (explorer.selection) -> services.architecture.
+Layout and wiring only: controls -> `Selection` (explorer.selection) -> `view`.
 """
 
 from __future__ import annotations

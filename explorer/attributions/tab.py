@@ -1,6 +1,6 @@
 """Attributions tab: lays out the weights panel, the image, a Captum method and its results,
-and wires them. The work is in explorer.services (explanation: one request end to end;
-attribution: Captum and drawing; weights_choice: which weights and network).
+and wires them. The work is in `explanation` (one request end to end), `resnext.explain`
+(Captum), `figures` and `shared.drawing` (what is drawn) and `shared.weights_choice`.
 
 Each action has two doors: the page's (a refused value shows a message and every output
 keeps its value, `keep_state`) and the HTTP API's (`/attr_weights`, `/attribute`,

@@ -1,7 +1,7 @@
 """Complexity tab: where parameters and multiply-adds go, how they move with C, d, depth and
 resolution, how published models compare at their cost, and the user's pinned configs.
 
-Layout and wiring only; the charts and their data are in `services.complexity_charts`.
+Layout and wiring only; the charts and their data are in `charts`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 the ground truth of the shapes dataset; how the maps survive randomised weights; how two
 networks compare by it.
 
-Layout and wiring only: the run glue is in services.evaluation_runs, the metrics, sanity
-check and figures in services.evaluation. Results are per session (gr.State).
+Layout and wiring only: the run glue is in `runs`, the metrics and sanity check in
+`resnext.explain`, the charts in `figures`. Results are per session (gr.State).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class Settings:
 
 class Results:
     def __init__(self) -> None:
-        self.state = gr.State(None)  # services.evaluation_runs.Evaluation of this session
+        self.state = gr.State(None)  # runs.Evaluation of this session
         self.summary = gr.Markdown("Choose a run and press **Evaluate**.",
                                    elem_id="eval-summary")
         self.table = gr.Dataframe(headers=service.table_headers(None), interactive=False,
@@ -271,7 +271,7 @@ class Compare:
         gr.Markdown("### Compare runs\nThe same methods, images and target on two or more "
                     "runs of one dataset: does cardinality (or a shortcut) change where the "
                     "network looks?")
-        self.state = gr.State(None)  # evaluation_runs.Comparison of this session
+        self.state = gr.State(None)  # runs.Comparison of this session
         with gr.Row(equal_height=True, elem_classes=["rx-wrap"]):
             self.runs = ui.Dropdown([], value=[], multiselect=True, label="Runs to compare",
                                     scale=3, min_width=240)

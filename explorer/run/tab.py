@@ -1,6 +1,6 @@
 """Run tab: time forward passes of the selected network on a device, sweep batch sizes, and
-keep results side by side. Layout and wiring only: the measuring is in services.runner, what
-is shown of it in services.run_views."""
+keep results side by side. Layout and wiring only: the measuring is in `runner`, what
+is shown of it in `views`."""
 
 from __future__ import annotations
 

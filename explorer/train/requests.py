@@ -1,7 +1,7 @@
 """What a training run will be, before it starts: the request, its limits, the datasets on
 offer, a preview of the training images and the engine's estimate of time and memory.
 
-The training itself runs in a child process (`training_jobs`), never in the app's.
+The training itself runs in a child process (`jobs`), never in the app's.
 """
 
 from __future__ import annotations

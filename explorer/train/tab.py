@@ -1,9 +1,8 @@
 """Train tab: train the network of the Architecture tab on data whose truth is known, watch
 it learn, keep the run, and use it in the Run and Attributions tabs.
 
-Layout and wiring only: the request, preview and estimate are in services.training; the
-child processes, queue and run folders in services.training_jobs; the charts in
-services.training_views.
+Layout and wiring only: the request, preview and estimate are in `requests`; the
+child processes, queue and run folders in `jobs`; the charts in `views`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Captum call for each attribution method, written once.
 
 Both attribution paths come through here: the Attributions tab's single image
-(`attribution.captum_attribute`) and evaluation's batches (`eval_attribution.attribute_batch`).
+(`single.captum_attribute`) and evaluation's batches (`batch.attribute_batch`).
 Each resolves its own parameters first (baselines, defaults, chunking, seeds) and
 post-processes after (channel reductions, numpy); this module only makes the call.
 

@@ -32,7 +32,7 @@ MEASURES = ("spearman", "ssim", "topk")
 DEFAULT_SANITY_ROWS = ("saliency", "integrated_gradients_black", "gradient_shap", "deeplift",
                        "smoothgrad", "occlusion", "gradcam", "guided_gradcam")
 
-# A method is a row name of eval_attribution.METHOD_ROWS, or (name, function) with
+# A method is a row name of names.METHOD_ROWS, or (name, function) with
 # function(model, images, targets) -> maps (N, H, W).
 MapFunction = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
