@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "assets" / "samples"
+from .assets import SAMPLES_FOLDER, asset_path
+
+SAMPLES_DIR = asset_path(SAMPLES_FOLDER)
 SAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 SMALL_PREVIEW_SIDE = 128  # small photos are previewed enlarged to about this side
 MASK_SUFFIX = ".mask.npy"  # a sample's object mask, beside it (a trained run's shapes images)
@@ -18,7 +20,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def sample_images() -> list[Path]:
-    """The sample photos shipped in assets/samples (see its README for their origin)."""
+    """The sample photos shipped in the assets' samples folder (see its README for their origin)."""
     if not SAMPLES_DIR.is_dir():
         return []
     return sorted(p for p in SAMPLES_DIR.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import html
 import math
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Sequence
 
-CLASS_NAMES_PATH = Path(__file__).resolve().parents[2] / "assets" / "imagenet_classes.txt"
+from .assets import CLASS_NAMES_FILE, asset_path
+
+CLASS_NAMES_PATH = asset_path(CLASS_NAMES_FILE)
 
 
 @lru_cache(maxsize=1)
 def imagenet_class_names() -> tuple[str, ...]:
-    """ImageNet-1K class names in index order (assets/imagenet_classes.txt, read once)."""
+    """ImageNet-1K class names in index order (the assets' CLASS_NAMES_FILE, read once)."""
     names = CLASS_NAMES_PATH.read_text(encoding="utf-8").splitlines()
     return tuple(name.strip() for name in names if name.strip())
 

@@ -28,6 +28,7 @@ from resnext.train.runs import (CONFIG_FILE, PROGRESS_FILE, STATUS_FILE, best_af
                                 write_json)
 from resnext.train.runs import STATES as RUN_STATES
 
+from ..shared.assets import checkout_root
 from .requests import TrainRequest
 
 LOG_FILE = "train.log"  # the child's stdout and stderr, beside the files it writes
@@ -206,9 +207,7 @@ class TrainingManager:
     def _launch(self, job: _Job) -> None:
         run_dir = self.runs_dir / job.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        project_root = Path(__file__).resolve().parents[2]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(project_root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        env = _child_environment()
         log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - the child owns it from here
         try:
             job.process = subprocess.Popen(
@@ -349,6 +348,17 @@ class TrainingManager:
 # Niceness of a training process: it takes every core it can, and the app's own requests
 # (a slider move is a few ms of arithmetic) must still get the CPU at once.
 TRAINING_NICENESS = 10
+
+
+def _child_environment() -> dict[str, str]:
+    """The training child's environment: ours, plus the checkout on PYTHONPATH when the app
+    runs from one (the child must import the same `resnext`, whatever its working folder);
+    an installed package is on the interpreter's own path already."""
+    root = checkout_root()
+    if root is None:
+        return dict(os.environ)
+    paths = [str(root), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths).rstrip(os.pathsep)}
 
 
 def _lower_priority() -> None:  # runs in the child between fork and exec
