@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from .cifar import DatasetFileError, DatasetUnavailableError, cifar10, cifar100
 from .folder import SkippedImageWarning, image_folder
-from .shapes import CLASSES as SHAPE_CLASSES
-from .shapes import MARKER_COLOURS
-from .shapes import shapes
+from .synthetic import CLASSES as SHAPE_CLASSES
+from .synthetic import MARKER_COLOURS
+from .synthetic import shapes
 from .tensors import DatasetPair, ImageTensors, channel_stats
 
 NAMES = ("shapes", "shapes-shortcut", "cifar10", "cifar100", "folder")
