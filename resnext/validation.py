@@ -11,6 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+# Every seed the project takes (weights, datasets, training): a non-negative 31-bit integer,
+# which any RNG accepts as it is (numpy's legacy seeds stop at 2**32 - 1, a signed C int at
+# 2**31 - 1).
+SEED_RANGE = (0, 2**31 - 1)
+
 
 def whole_number(name: str, value: Any, low: int | None = None, high: int | None = None, *,
                  integral_floats: bool = True) -> int:

@@ -112,3 +112,28 @@ def test_no_dropdown_input_event_rewrites_a_control(app_dirs):
                                for output in dependency.outputs if isinstance(output, controls)]
     assert watched > 5  # the check sees the app's dropdowns (device, method, metric, ...)
     assert offending == []
+
+
+# Folders whose every function is at most 60 lines (issue 17); the rest join as they get there.
+SHORT_FUNCTION_FOLDERS = ("resnext/data", "resnext/train")
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(path: Path) -> list[str]:
+    """`name (lines)` of each function longer than MAX_FUNCTION_LINES, docstring included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [f"{node.name} ({node.end_lineno - node.lineno + 1})" for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+
+
+@pytest.mark.parametrize("path", [p for folder in SHORT_FUNCTION_FOLDERS for p in files(folder)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_function_over_60_lines(path):
+    assert long_functions(path) == []
+
+
+def test_the_length_check_sees_a_long_function(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("def f():\n" + "    x = 1\n" * 60 + "\ndef g():\n    pass\n")
+    assert long_functions(sample) == ["f (61)"]

@@ -46,14 +46,15 @@ def write_run(folder, recipe, accuracies, epochs):
 
 
 def test_runs_table_says_which_accuracy_is_the_last_and_which_the_best(tmp_path):
-    from explorer.train.jobs import RUN_COLUMNS, read_run
+    from explorer.train.jobs import RUN_COLUMNS, run_row
+    from resnext.train.runs import read_run
 
     # 10 epochs of the seed recipe: the best counts after epoch 6, as its train.py would.
     write_run(tmp_path / "seed", "seed", [0.1, 0.9, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.72, 0.7], 10)
     record = read_run(tmp_path / "seed")
     assert (record.test_accuracy, record.best_accuracy, record.best_epoch, record.best_after) == (
         0.7, 0.75, 8, 6)
-    row = dict(zip(RUN_COLUMNS, record.row()))
+    row = dict(zip(RUN_COLUMNS, run_row(record)))
     assert row["test accuracy (last epoch)"] == "70.0 %"
     assert row["best test accuracy"] == "75.0 % (epoch 8)"
     assert record.to_dict()["best_epoch"] == 8  # what /runs and /train_status return
@@ -61,10 +62,10 @@ def test_runs_table_says_which_accuracy_is_the_last_and_which_the_best(tmp_path)
     write_run(tmp_path / "quick", "quick", [0.1, 0.9, 0.3], 3)
     record = read_run(tmp_path / "quick")
     assert (record.best_accuracy, record.best_epoch, record.best_after) == (0.9, 2, 0)
-    assert dict(zip(RUN_COLUMNS, record.row()))["best test accuracy"] == "90.0 % (epoch 2)"
+    assert dict(zip(RUN_COLUMNS, run_row(record)))["best test accuracy"] == "90.0 % (epoch 2)"
 
     write_run(tmp_path / "early", "seed", [0.1, 0.2], 200)  # still before epoch 121
-    row = dict(zip(RUN_COLUMNS, read_run(tmp_path / "early").row()))
+    row = dict(zip(RUN_COLUMNS, run_row(read_run(tmp_path / "early"))))
     assert row["best test accuracy"] == "– (counted after epoch 120)"
     assert row["test accuracy (last epoch)"] == "20.0 %"
-    assert len(RUN_COLUMNS) == len(read_run(tmp_path / "early").row())
+    assert len(RUN_COLUMNS) == len(run_row(read_run(tmp_path / "early")))

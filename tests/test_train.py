@@ -67,10 +67,14 @@ def test_loss_falls_and_history_has_every_key(tiny_run):
     assert losses == sorted(losses, reverse=True)
     kinds = [e["kind"] for e in events]
     assert kinds.count("epoch") == 4 and kinds[-1] == "done"
+    # One event builder: every kind has the same keys in the same order, then its own.
+    common = ["kind", "epoch", "epochs", "step", "steps", "steps_total", "global_step", "loss",
+              "lr", "images_per_second", "eta_seconds"]
+    own = {"step": [], "epoch": ["metrics"], "done": ["stopped", "metrics"]}
     for event in events:
-        assert {"kind", "epoch", "step", "steps_total", "loss", "lr", "images_per_second",
-                "eta_seconds"} <= set(event)
+        assert list(event) == common + own[event["kind"]]
     assert events[-1]["eta_seconds"] == 0.0 and not events[-1]["stopped"]
+    assert events[-1]["metrics"] == result.history[-1] and events[-1]["global_step"] == 48
 
 
 def test_run_folder_files(tiny_run, tiny_data):
@@ -181,6 +185,11 @@ def test_bad_arguments_are_refused_up_front(tiny_data, tmp_path):
         train.fit(TINY, tiny_data, epochs=0)
     with pytest.raises(ValueError, match=r"lr must be a number in \(0, 10\]"):
         train.fit(TINY, tiny_data, epochs=1, lr=-1.0)
+    # BatchNorm cannot train on one image: the library's limits (as the app's) start at 2.
+    with pytest.raises(ValueError, match=r"batch_size must be an integer in \[2, 65536\]"):
+        train.fit(TINY, tiny_data, epochs=1, batch_size=1)
+    with pytest.raises(ValueError, match="needs at least 2 training images"):
+        train.fit(TINY, data.subset(tiny_data, 1), epochs=1)
     assert not list(tmp_path.iterdir())
 
 

@@ -63,6 +63,42 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, arguments, message
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag,bounds", [
+    ("--epochs", "EPOCHS_RANGE"), ("--batch-size", "BATCH_RANGE"), ("--seed", "SEED_RANGE"),
+    ("--threads", "THREADS_RANGE"), ("--image-size", "IMAGE_SIZE_RANGE"),
+    ("--train-size", "TRAIN_IMAGES_RANGE"), ("--test-size", "TEST_IMAGES_RANGE")])
+def test_flags_are_checked_against_trainings_limits_before_any_data(flag, bounds, tmp_path,
+                                                                     capsys):
+    from resnext.train import limits
+
+    low, high = getattr(limits, bounds)
+    for outside in (low - 1, high + 1):
+        argv = ["--data", "cifar10", "--data-root", "nowhere", flag, str(outside)]
+        assert main([*argv, "--out", str(tmp_path / "run")], handle_signals=False) == EXIT_USAGE
+        # The flag's range is refused before the (missing) CIFAR archive is looked for.
+        assert f"{flag} must be an integer in [{low}, {high}], got {outside}" in (
+            capsys.readouterr().err)
+
+
+def test_learning_rate_flag_is_checked_against_trainings_limit(tmp_path, capsys):
+    from resnext.train import limits
+
+    assert main(["--lr", "0", "--out", str(tmp_path / "run")], handle_signals=False) == EXIT_USAGE
+    low, high = limits.LR_RANGE
+    assert f"--lr must be a number in ({low:g}, {high:g}], got 0.0" in capsys.readouterr().err
+
+
+def test_data_help_and_refusal_list_the_data_registry():
+    from resnext.data import registry
+    from resnext.train.__main__ import parser
+
+    text = " ".join(parser().format_help().split())
+    for entry in registry.DATASETS.values():
+        assert f"{entry.argument}: {entry.description}" in text
+    assert registry.argument_forms() == ["shapes", "shapes-shortcut", "cifar10", "cifar100",
+                                         "folder:PATH"]
+
+
 def test_exit_status_2_from_the_command_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "resnext.train", "--data", "mnist"],
                           cwd=tmp_path, env=environment(), capture_output=True, text=True,

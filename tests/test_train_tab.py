@@ -1,12 +1,14 @@
 """The Train tab's services: requests and their limits, datasets on offer, the preview, the
 estimate, and real training processes followed through their run folders."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +18,8 @@ from explorer.selection import Selection
 from explorer.shared import drawing
 from explorer.train import requests as service
 from explorer.train import views
-from explorer.train.jobs import TrainingManager, pid_alive, read_run
+from explorer.train.jobs import TrainingManager
+from resnext.train.runs import pid_alive, read_run
 
 TINY = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
                              stage_blocks=(1, 1), stem="cifar", num_classes=6)
@@ -55,10 +58,13 @@ def test_request_fits_the_head_to_the_data_and_builds_the_cli_arguments(tmp_path
 
 
 @pytest.mark.parametrize("changes,message", [
-    (dict(epochs=0), "epochs must be an integer in [1, 200], got 0"),
-    (dict(batch_size=1), "batch size must be an integer in [2, 1024], got 1"),
+    (dict(epochs=0), "epochs must be an integer in [1, 10000], got 0"),
+    (dict(batch_size=1), "batch size must be an integer in [2, 65536], got 1"),
     (dict(train_size=2.5), "training images must be an integer"),
-    (dict(image_size=8), "image size must be an integer in [16, 128], got 8"),
+    (dict(train_size=1), "training images must be an integer in [2, 1000000], got 1"),
+    (dict(image_size=8), "image size must be an integer in [16, 512], got 8"),
+    (dict(lr=0), "learning rate must be a number in (0, 10] (or empty for the recipe's own), "
+                 "got 0"),
     (dict(lr=-1.0), "learning rate must be a number in"),
     (dict(lr="fast"), "learning rate must be a number in"),
     (dict(data="imagenet"), "dataset must be one of shapes, shapes-shortcut, cifar10"),
@@ -70,6 +76,52 @@ def test_bad_values_are_refused_under_their_controls_names(tmp_path, changes, me
     with pytest.raises(ValueError) as info:
         request(tmp_path, **changes)
     assert message in str(info.value)
+
+
+def test_the_tabs_controls_take_the_librarys_training_limits(tmp_path):
+    """One range per value: each control is bounded by resnext.train.limits, and a value
+    just outside it is refused by the request check as by the library."""
+    import gradio as gr
+
+    from explorer.context import AppOptions
+    from explorer.train import tab
+    from resnext.train import limits
+
+    with gr.Blocks():
+        settings = tab.Settings(SimpleNamespace(options=AppOptions(data_dir=tmp_path)))
+    controls = {"image_size": (settings.image_size, limits.IMAGE_SIZE_RANGE),
+                "epochs": (settings.epochs, limits.EPOCHS_RANGE),
+                "train_size": (settings.train_size, limits.TRAIN_IMAGES_RANGE),
+                "test_size": (settings.test_size, limits.TEST_IMAGES_RANGE),
+                "batch_size": (settings.batch_size, limits.BATCH_RANGE),
+                "seed": (settings.seed, limits.SEED_RANGE)}
+    for name, (control, (low, high)) in controls.items():
+        assert (control.minimum, control.maximum) == (low, high), name
+        assert getattr(request(tmp_path, **{name: low}), name) == low
+        assert getattr(request(tmp_path, **{name: high}), name) == high
+        for outside in (low - 1, high + 1):
+            with pytest.raises(ValueError, match=rf"in \[{low}, {high}\], got {outside}"):
+                request(tmp_path, **{name: outside})
+    assert request(tmp_path, lr=limits.LR_RANGE[1]).lr == limits.LR_RANGE[1]
+
+
+def test_the_datasets_on_offer_are_the_registrys(tmp_path, monkeypatch):
+    from resnext.data import registry
+    from resnext.train.__main__ import parser
+
+    builtin = [name for name, entry in registry.DATASETS.items() if not entry.takes_path]
+    choices = service.dataset_choices(tmp_path)
+    assert choices == [(registry.DATASETS[name].description, name) for name in builtin]
+    assert [service.downloadable(name) for name in builtin] == [
+        registry.DATASETS[name].downloadable for name in builtin]
+    # A new dataset is one entry: the tab offers it, the CLI's --data names it.
+    entry = dataclasses.replace(registry.DATASETS["shapes"], name="shapes-new",
+                                description="shapes, but new")
+    monkeypatch.setitem(registry.DATASETS, entry.name, entry)
+    assert ("shapes, but new", "shapes-new") in service.dataset_choices(tmp_path)
+    made = request(tmp_path, data="shapes-new")
+    assert made.config.num_classes == 6 and "--image-size" in made.argv(tmp_path, tmp_path)
+    assert "shapes-new: shapes, but new" in " ".join(parser().format_help().split())
 
 
 def test_only_folders_inside_the_data_directory_are_offered(tmp_path):

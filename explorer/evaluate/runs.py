@@ -4,8 +4,8 @@ and the best and worst images of a method by a metric.
 
 The measuring is `resnext.explain`'s (`evaluate`, `sanity_check`), the charts `figures`'; this module
 turns a run id and the tab's control values into those calls, and their results into the
-table, gallery and download the page shows. Only runs on `shapes` / `shapes-shortcut` can
-be evaluated: their test split knows every object pixel (and the marker's).
+table, gallery and download the page shows. Only runs on a dataset whose test split knows
+every object pixel (the data registry's `masks`: shapes, shapes-shortcut) can be evaluated.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from resnext.train.runs import MODEL_FILE
+from resnext.data.registry import DATASETS
+from resnext.train import runs
 from resnext.validation import whole_number
 
 from resnext.explain import names
@@ -27,7 +28,6 @@ from ..shared.cancellation import CancelFlags
 from ..shared.downloads import write_download
 from ..shared.plots import TEXT_GREY
 from ..shared.drawing import draw_outline, enlarge, render_overlay, to_uint8
-from ..train.jobs import read_run
 
 if TYPE_CHECKING:  # annotations only: the module imports torch and Captum
     from resnext.explain import evaluation as ev
@@ -68,8 +68,6 @@ SANITY_IMAGES_DEFAULT = 50
 EXAMPLES_LABEL = "Images each (best / worst)"
 EXAMPLES_RANGE = (1, 12)
 EXAMPLES_DEFAULT = 4
-MASKED_DATASETS = ("shapes", "shapes-shortcut")  # test splits with object masks
-EVALUABLE_STATES = ("finished", "stopped")
 TARGET_CHOICES = [("true label", "label"), ("predicted class", "predicted")]
 DEFAULT_TARGET = "label"
 # The page's method choices: the evaluation rows, the random-map reference last (it gives
@@ -93,31 +91,26 @@ STOP_FLAGS = CancelFlags()
 
 # Which runs ---------------------------------------------------------------------------------
 
+# The run list's note: which runs it offers (the datasets with masks, from the registry).
+RUN_INFO = "finished or stopped runs on " + " / ".join(
+    name for name, entry in DATASETS.items() if entry.masks)
+
+
 def evaluable_runs(manager: Any) -> list[str]:
-    """Ids of runs that can be evaluated: finished or stopped, with saved weights, trained
-    on a dataset whose test split has masks. Newest first (the manager's order)."""
-    return [record.run_id for record in manager.runs()
-            if record.state in EVALUABLE_STATES and record.dataset in MASKED_DATASETS
-            and (manager.runs_dir / record.run_id / MODEL_FILE).is_file()]
+    """Ids of runs that can be evaluated: usable (`runs.usable`: finished or stopped, with
+    saved weights) and trained on a dataset whose test split has masks. Newest first."""
+    return [record.run_id for record in runs.list_runs(manager.runs_dir)
+            if runs.usable(record, manager.runs_dir, masks=True)]
 
 
 def run_folder(runs_dir: Path, run_id: Any) -> Path:
     """The folder of an evaluable run, or a ValueError that says why it is not one."""
     if not isinstance(run_id, str) or not run_id.strip():
         raise ValueError("Run: choose a trained run first (the Train tab makes one)")
-    if Path(run_id).name != run_id or run_id.startswith("."):
-        raise ValueError(f"Run: not a run id: {run_id!r}")
-    folder = Path(runs_dir) / run_id
-    record = read_run(folder) if folder.is_dir() else None
-    if record is None:
-        raise ValueError(f"Run: no run {run_id!r} in the runs directory")
-    if record.dataset not in MASKED_DATASETS:
-        raise ValueError(f"Run: {run_id} was trained on {record.dataset}, whose test images have "
-                         f"no object masks; evaluation needs a run on shapes or shapes-shortcut")
-    if record.state not in EVALUABLE_STATES or not (folder / MODEL_FILE).is_file():
-        raise ValueError(f"Run: {run_id} is {record.state}; only finished or stopped runs with "
-                         f"saved weights can be evaluated")
-    return folder
+    try:
+        return runs.usable_run(runs_dir, run_id, masks=True)
+    except ValueError as error:
+        raise ValueError(f"Run: {error}") from None
 
 
 @dataclass
@@ -159,7 +152,7 @@ class RunCache:
 
     def load(self, runs_dir: Path, run_id: Any) -> LoadedRun:
         folder = run_folder(runs_dir, run_id)
-        stat = (folder / MODEL_FILE).stat()
+        stat = runs.model_file(folder).stat()
         key = (str(folder.resolve()), stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if key in self._runs:
@@ -505,13 +498,13 @@ def compare_chart(comparison: Comparison, metric: Any) -> Any:
 
 
 def compare_note(comparison: Comparison) -> str:
-    runs = comparison.evaluations
+    evaluations = comparison.evaluations
     parts = [f"**{e.run}** ({e.network} on {e.dataset}): accuracy {e.result.accuracy:.1%} "
-             f"on {len(e.result.indices)} images" for e in runs]
+             f"on {len(e.result.indices)} images" for e in evaluations]
     note = "; ".join(parts) + "."
-    if any(not e.result.complete for e in runs):
+    if any(not e.result.complete for e in evaluations):
         note += f" **{STOPPED_NOTE}**"
-    datasets = {e.dataset for e in runs}
+    datasets = {e.dataset for e in evaluations}
     if len(datasets) > 1:
         note += (" Each run is scored on its own test split (" + " and ".join(sorted(datasets))
                  + "): same classes and image size, different images.")
@@ -521,7 +514,7 @@ def compare_note(comparison: Comparison) -> str:
 def describe_run(runs_dir: Path, run_id: Any) -> str:
     """A line on a run from its folder (nothing loaded): network, dataset, accuracy."""
     folder = run_folder(runs_dir, run_id)
-    record = read_run(folder)
+    record = runs.read_run(folder)
     accuracy = "" if record.test_accuracy is None else f", test accuracy {record.test_accuracy:.1%}"
     return (f"**{record.run_id}**: {record.network} on {record.dataset}, "
             f"{record.epochs_done}/{record.epochs} epochs{accuracy} ({record.state})")

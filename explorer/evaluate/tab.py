@@ -176,7 +176,7 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
 class Settings:
     def __init__(self) -> None:
         self.run = ui.Dropdown([], value=None, label="Run",
-                               info="finished or stopped runs on shapes / shapes-shortcut")
+                               info=service.RUN_INFO)
         with gr.Row(equal_height=False):
             self.run_note = gr.Markdown(elem_id="eval-run-note")
             self.refresh = gr.Button("Refresh the list", size="sm", scale=0, min_width=130)

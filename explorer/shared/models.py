@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import resnext
 from resnext import ResNeXtConfig
-from resnext.train.runs import MODEL_FILE
+from resnext.train import runs
 
 RANDOM = "random"
 IMAGENET = "imagenet"
@@ -94,11 +94,8 @@ def build_weighted_model(config: ResNeXtConfig, weights: WeightsChoice, device: 
 
 def load_into(model: Any, weights: WeightsChoice) -> None:
     """Give a model built on the meta device (then emptied) the checkpoint's tensors."""
-    if weights.kind == RUN:
-        # Our own runs are safetensors: nothing in them can run code.
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(Path(weights.path) / MODEL_FILE)), strict=True)
+    if weights.kind == RUN:  # our own runs are safetensors: nothing in them can run code
+        model.load_state_dict(runs.load_weights(Path(weights.path)), strict=True)
         return
     source = weights.name if weights.kind == IMAGENET else weights.path
     resnext.load_weights(model, source)

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import resnext
 from resnext import ResNeXtConfig
-from resnext.train.runs import MODEL_FILE
-from resnext.validation import whole_number
+from resnext.train import runs
+from resnext.validation import SEED_RANGE, whole_number
 
 from ..selection import Selection
 from .images import MASK_SUFFIX, Preprocessing, sample_images
@@ -29,7 +29,6 @@ RANDOM_NOTE = ("**Untrained weights.** Maps from a randomly initialised network 
                "gradient structure (where the architecture lets signal flow), not learned "
                "evidence, and its predictions are noise. Load ImageNet weights or your own "
                "checkpoint to see what a trained network looks at.")
-SEED_RANGE = (0, 2**31 - 1)
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
 
 
@@ -198,20 +197,13 @@ RUN_SAMPLES = 12  # test images offered as the Attributions tab's samples
 
 
 def run_meta(run_dir: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        meta = json.loads((run_dir / "config.json").read_text())
-        data = meta["data"]
-        meta["model"], data["classes"], data["image_size"], data["mean"], data["std"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{run_dir.name} is not a readable run ({error})") from None
-    return meta
+    """The run's config.json, checked for what its network and data need (`runs`)."""
+    return runs.trained_config(run_dir)
 
 
 def run_weights(run_dir: Path) -> tuple[WeightsChoice, Selection]:
     """The weights choice and the network (at its training size) of a finished epoch."""
-    model_file = run_dir / MODEL_FILE
+    model_file = runs.model_file(run_dir)
     if not model_file.is_file():
         raise ValueError(f"{run_dir.name} has no saved epoch yet: wait for its first epoch")
     meta = run_meta(run_dir)

@@ -23,76 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnext.train.runs import (CONFIG_FILE, PROGRESS_FILE, STATUS_FILE, best_after,
-                                best_epoch, read_json, read_metrics, status_record, timestamp,
-                                write_json)
-from resnext.train.runs import STATES as RUN_STATES
+from resnext.train import runs
+from resnext.train.runs import RunRecord, read_run
 
 from ..shared.assets import checkout_root
 from .requests import TrainRequest
 
-LOG_FILE = "train.log"  # the child's stdout and stderr, beside the files it writes
 FOLLOW_SECONDS = 0.5  # how often a running run's progress.json is read
 STEP_HISTORY = 5000  # at most this many step points are kept per run for the live chart
-# What a run folder says, plus what only the app knows: waiting in its queue, or left
-# "running" by a process that is gone.
-STATES = ("queued", *RUN_STATES, "interrupted")
-
-
-def pid_alive(pid: Any) -> bool:
-    """Whether `pid` is a live (not zombie) process of `python -m resnext.train`."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)  # no /proc (macOS): existence only
-            return True
-        except OSError:
-            return False
-    # A finished child not yet reaped is a zombie ('Z'): it trains no more.
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
-    return b"resnext.train" in cmdline and state != "Z"
-
-
-@dataclass
-class RunRecord:
-    """What the runs table shows of one run folder (or of a queued request)."""
-
-    run_id: str
-    state: str
-    network: str
-    dataset: str
-    epochs_done: int
-    epochs: int
-    test_accuracy: float | None  # the last finished epoch's (its weights are the saved ones)
-    seconds: float
-    device: str
-    started_at: str
-    error: str | None = None
-    best_accuracy: float | None = None  # the best epoch's, counted after `best_after`
-    best_epoch: int | None = None
-    best_after: int = 0  # seed-recipe runs count as pytorch-cifar100 does (runs.best_after)
-
-    def row(self) -> list[Any]:
-        accuracy = "–" if self.test_accuracy is None else f"{100 * self.test_accuracy:.1f} %"
-        return [self.run_id, self.state, self.network, self.dataset,
-                f"{self.epochs_done}/{self.epochs}", accuracy, self.best_cell(),
-                f"{self.seconds:,.0f} s", self.device,
-                self.started_at.replace("T", " ").rstrip("Z")]
-
-    def best_cell(self) -> str:
-        """The best accuracy and its epoch, e.g. 77.8 % (epoch 183); for a seed-recipe run
-        that has not reached its counted epochs yet, after which epoch they start."""
-        if self.best_accuracy is not None:
-            return f"{100 * self.best_accuracy:.1f} % (epoch {self.best_epoch})"
-        return f"– (counted after epoch {self.best_after})" if self.best_after else "–"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
+# What a run folder says (`runs.RECORD_STATES`: its status, or "interrupted" when its
+# process is gone), plus what only the app knows: waiting in its queue.
+STATES = ("queued", *runs.RECORD_STATES)
 
 # The state comes second: it is what a person scans the table for, and a narrow page hides
 # the last columns first.
@@ -100,42 +41,21 @@ RUN_COLUMNS = ["run", "state", "network", "dataset", "epochs", "test accuracy (l
                "best test accuracy", "time", "device", "started (UTC)"]
 
 
-def read_run(run_dir: Path) -> RunRecord | None:
-    """The record of a run folder, or None when it holds no run (yet)."""
-    config = read_json(run_dir / CONFIG_FILE)
-    status = read_json(run_dir / STATUS_FILE) or {}
-    if not isinstance(config, dict):
-        if status.get("state") == "failed":  # failed before writing its config
-            return RunRecord(run_dir.name, "failed", "?", "?", 0, int(status.get("epochs") or 0),
-                             None, 0.0, str(status.get("device", "?")),
-                             str(status.get("started_at", "")), status.get("error"))
-        return None
-    history = read_metrics(run_dir)
-    state = status.get("state", "running")
-    if state == "running" and not pid_alive(status.get("pid")):
-        state = "interrupted"  # its process is gone: a restart (or a kill) ended it
-    model = config.get("model", {})
-    name = _network_name(model)
-    data = config.get("data", {})
-    after = best_after(config)
-    best = best_epoch(history, after) or {}
-    return RunRecord(
-        run_id=run_dir.name, state=state, network=name, dataset=str(data.get("name", "?")),
-        epochs_done=len(history), epochs=int(config.get("epochs", 0)),
-        test_accuracy=history[-1]["test_accuracy"] if history else None,
-        seconds=sum(row.get("seconds", 0.0) for row in history),
-        device=str(config.get("environment", {}).get("device", status.get("device", "?"))),
-        started_at=str(status.get("started_at", "")), error=status.get("error"),
-        best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after)
+def run_row(record: RunRecord) -> list[Any]:
+    """A record as the runs table's row (RUN_COLUMNS)."""
+    accuracy = "–" if record.test_accuracy is None else f"{100 * record.test_accuracy:.1f} %"
+    return [record.run_id, record.state, record.network, record.dataset,
+            f"{record.epochs_done}/{record.epochs}", accuracy, best_cell(record),
+            f"{record.seconds:,.0f} s", record.device,
+            record.started_at.replace("T", " ").rstrip("Z")]
 
 
-def _network_name(model: dict[str, Any]) -> str:
-    try:
-        from resnext import ResNeXtConfig
-
-        return ResNeXtConfig.from_dict(model).name
-    except (ValueError, TypeError):
-        return "?"
+def best_cell(record: RunRecord) -> str:
+    """The best accuracy and its epoch, e.g. 77.8 % (epoch 183); for a seed-recipe run that
+    has not reached its counted epochs yet, after which epoch they start."""
+    if record.best_accuracy is not None:
+        return f"{100 * record.best_accuracy:.1f} % (epoch {record.best_epoch})"
+    return f"– (counted after epoch {record.best_after})" if record.best_after else "–"
 
 
 @dataclass
@@ -173,18 +93,10 @@ class TrainingManager:
         return run_id
 
     def _new_run_id(self, request: TrainRequest) -> str:
-        cfg = request.config
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        base = f"{stamp}-c{cfg.cardinality}d{cfg.bottleneck_width}-{cfg.depth}-{request.data}"
-        base = base.replace(":", "-").replace("/", "-")
         with self._lock:
             taken = {job.run_id for queue in self._queues.values() for job in queue}
             taken |= {job.run_id for job in self._running.values()}
-        run_id, n = base, 1
-        while run_id in taken or (self.runs_dir / run_id).exists():
-            n += 1
-            run_id = f"{base}-{n}"
-        return run_id
+        return runs.new_run_id(self.runs_dir, request.config, request.data, taken)
 
     def _pump(self, device: str) -> None:
         """Start the next queued job of `device` if none is running there."""
@@ -208,7 +120,7 @@ class TrainingManager:
         run_dir = self.runs_dir / job.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         env = _child_environment()
-        log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - the child owns it from here
+        log = open(runs.log_file(run_dir), "ab")  # noqa: SIM115 - the child owns it from here
         try:
             job.process = subprocess.Popen(
                 [sys.executable, "-m", "resnext.train", *job.request.argv(
@@ -223,8 +135,8 @@ class TrainingManager:
     def _record_failure(self, job: _Job, message: str) -> None:
         run_dir = self.runs_dir / job.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / STATUS_FILE, status_record(
-            "failed", timestamp(), job.request.epochs, job.request.device, error=message,
+        runs.write_status(run_dir, runs.status_record(
+            "failed", runs.timestamp(), job.request.epochs, job.request.device, error=message,
             ended=True, pid=None))
 
     def _follow(self, job: _Job) -> None:
@@ -233,8 +145,8 @@ class TrainingManager:
         last_step = -1
         while True:
             finished = job.process.poll() is not None
-            event = read_json(run_dir / PROGRESS_FILE)
-            if isinstance(event, dict) and event.get("global_step", -1) > last_step \
+            event = runs.read_progress(run_dir)
+            if event is not None and event.get("global_step", -1) > last_step \
                     and event.get("loss") is not None:
                 last_step = event["global_step"]
                 job.steps.append({key: event.get(key) for key in (
@@ -243,10 +155,9 @@ class TrainingManager:
             if finished:
                 break
             time.sleep(FOLLOW_SECONDS)
-        status = read_json(run_dir / STATUS_FILE)
-        if not isinstance(status, dict) or status.get("state") == "running":
+        if runs.read_status(run_dir).get("state") in (None, "running"):
             # Killed before it could say so (out of memory, a crash in C code).
-            tail = _log_tail(run_dir)
+            tail = runs.log_tail(run_dir)
             self._record_failure(job, f"the training process ended with code "
                                       f"{job.process.returncode}" + (f": {tail}" if tail else ""))
         with self._lock:
@@ -265,27 +176,24 @@ class TrainingManager:
                         queue.remove(job)
                         return f"Removed {run_id} from the queue; it had not started."
             job = next((j for j in self._running.values() if j.run_id == run_id), None)
-        record = read_run(self._run_dir(run_id))
+        record = read_run(self.run_dir(run_id))
         if record is not None and record.state != "running":
             return f"{run_id} is not running (it is {record.state})."
         if job is not None and job.process is not None and job.process.poll() is None:
             os.killpg(job.process.pid, signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
         # A run started by an earlier server: its pid is in status.json.
-        status = read_json(self._run_dir(run_id) / STATUS_FILE) or {}
-        if status.get("state") == "running" and pid_alive(status.get("pid")):
-            os.kill(status["pid"], signal.SIGTERM)
+        pid = runs.running_pid(self.run_dir(run_id))
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
             return f"Stopping {run_id}: it keeps its last whole epoch."
         return f"{run_id} is not running (it is {record.state if record else 'unknown'})."
 
     # Reading ------------------------------------------------------------------------------
 
-    def _run_dir(self, run_id: str) -> Path:
-        """A run's folder; the id must name a folder directly in the runs directory."""
-        if not isinstance(run_id, str) or not run_id or Path(run_id).name != run_id \
-                or run_id.startswith("."):
-            raise ValueError(f"not a run id: {run_id!r}")
-        return self.runs_dir / run_id
+    def run_dir(self, run_id: Any) -> Path:
+        """A run's folder; a ValueError unless `run_id` is a run id (`runs.run_dir`)."""
+        return runs.run_dir(self.runs_dir, run_id)
 
     def queue_position(self, run_id: str) -> int | None:
         """1 for the next to start on its device, 2 after it, ...; None when not queued."""
@@ -304,34 +212,32 @@ class TrainingManager:
 
     def runs(self) -> list[RunRecord]:
         """Every run: queued ones first, then the runs directory, newest first."""
-        records = self.queued()
-        if self.runs_dir.is_dir():
-            folders = sorted((p for p in self.runs_dir.iterdir() if p.is_dir()),
-                             key=lambda p: p.name, reverse=True)
-            records += [r for r in (read_run(p) for p in folders) if r is not None]
-        return records
+        return self.queued() + runs.list_runs(self.runs_dir)
+
+    def usable_runs(self) -> list[str]:
+        """Ids of the runs whose weights can be used (`runs.usable`), newest first."""
+        return [r.run_id for r in runs.list_runs(self.runs_dir) if runs.usable(r, self.runs_dir)]
 
     def record(self, run_id: str) -> RunRecord | None:
         position = self.queue_position(run_id)
         if position is not None:
             return next(r for r in self.queued() if r.run_id == run_id)
-        return read_run(self._run_dir(run_id))
+        return read_run(self.run_dir(run_id))
 
     def status(self, run_id: str) -> dict[str, Any]:
         """Everything the live view shows of a run, as plain data (also /train_status)."""
         record = self.record(run_id)
+        run_dir = self.run_dir(run_id)
         if record is None:
-            run_dir = self._run_dir(run_id)
             if not run_dir.exists():
                 raise ValueError(f"no run {run_id!r} in {self.runs_dir}")
             # Started, but the child has not written its config yet (importing torch).
             record = RunRecord(run_id, "running", "?", "?", 0, 0, None, 0.0, "?", "")
-        run_dir = self.runs_dir / run_id
-        progress = read_json(run_dir / PROGRESS_FILE) if record.state == "running" else None
+        progress = runs.read_progress(run_dir) if record.state == "running" else None
         return {"run": record.to_dict(), "queue_position": self.queue_position(run_id),
-                "progress": progress, "history": read_metrics(run_dir),
+                "progress": progress, "history": runs.read_metrics(run_dir),
                 "steps": list(self._steps.get(run_id, [])),
-                "log_tail": _log_tail(run_dir) if record.state == "failed" else ""}
+                "log_tail": runs.log_tail(run_dir) if record.state == "failed" else ""}
 
     def active_run(self) -> str | None:
         """The newest run still queued or running (what a reloaded page re-attaches to)."""
@@ -366,12 +272,3 @@ def _lower_priority() -> None:  # runs in the child between fork and exec
         os.nice(TRAINING_NICENESS)
     except OSError:
         pass
-
-
-def _log_tail(run_dir: Path, lines: int = 3) -> str:
-    try:
-        text = (run_dir / LOG_FILE).read_text(errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " / ".join(kept)[-600:]

@@ -7,7 +7,6 @@ The training itself runs in a child process (`jobs`), never in the app's.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,29 +16,20 @@ import numpy as np
 
 import resnext
 from resnext import ResNeXtConfig
+from resnext.data.registry import DATASETS, PATH_SEPARATOR, DatasetEntry, class_folders
+from resnext.train import limits
 from resnext.validation import whole_number
 
 from ..selection import Selection
 from ..shared import formatting as fmt
 from ..shared.drawing import draw_outline, enlarge, to_uint8
 
-# The datasets on offer, besides image folders found under the data directory.
-BUILTIN_DATASETS = {
-    "shapes": "shapes (generated: 6 classes, masks known)",
-    "shapes-shortcut": "shapes with the shortcut marker (the corner's colour tells the class)",
-    "cifar10": "CIFAR-10 (from the data directory)",
-    "cifar100": "CIFAR-100 (from the data directory)",
-}
-FOLDER_PREFIX = "folder:"
-CIFAR_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}
-# Limits of the Train tab's controls (and of the API); each control is built from these.
-EPOCHS_RANGE = (1, 200)
-BATCH_RANGE = (2, 1024)  # BatchNorm needs two images per batch in training
-TRAIN_SIZE_RANGE = (64, 200_000)
-TEST_SIZE_RANGE = (32, 50_000)
-IMAGE_SIZE_RANGE = (16, 128)  # shapes and folders; CIFAR is 32 x 32
-SEED_RANGE = (0, 2**31 - 1)
-LR_RANGE = (1e-5, 10.0)
+# The datasets on offer: the data registry's, each image folder of the data directory as
+# "folder:NAME" (the registry's entry that takes a path).
+FOLDERS = next(entry for entry in DATASETS.values() if entry.takes_path)
+FOLDER_PREFIX = FOLDERS.name + PATH_SEPARATOR
+# The Train tab's controls (and the API) take exactly what the library's training takes,
+# `resnext.train.limits`; these are only where a control starts.
 DEFAULTS = {"data": "shapes", "image_size": 32, "train_size": 4000, "test_size": 500,
             "epochs": 3, "batch_size": 64, "recipe": "quick", "seed": 0}
 # Over this the Train tab says the run is long and offers a smaller variant (issue: "say
@@ -66,8 +56,9 @@ class TrainRequest:
     download: bool = False
 
     @property
-    def is_shapes(self) -> bool:
-        return self.data in ("shapes", "shapes-shortcut")
+    def dataset(self) -> DatasetEntry:
+        """The data registry's entry of the dataset."""
+        return dataset_entry(self.data)
 
     def argv(self, run_dir: Path, data_dir: Path) -> list[str]:
         """The `python -m resnext.train` arguments of this request."""
@@ -76,7 +67,7 @@ class TrainRequest:
             "--batch-size", str(self.batch_size), "--recipe", self.recipe, "--seed",
             str(self.seed), "--device", self.device, "--train-size", str(self.train_size),
             "--test-size", str(self.test_size), "--out", str(run_dir), "--quiet"]
-        if self.is_shapes or self.data.startswith(FOLDER_PREFIX):
+        if not self.dataset.fixed_image_size:
             args += ["--image-size", str(self.image_size)]
         if self.lr is not None:
             args += ["--lr", repr(self.lr)]
@@ -99,7 +90,8 @@ class TrainRequest:
 def dataset_choices(data_dir: Path) -> list[tuple[str, str]]:
     """(label, value) of every dataset on offer: the built-in ones, then each image folder
     found directly under the data directory (a folder of class folders)."""
-    choices = [(label, key) for key, label in BUILTIN_DATASETS.items()]
+    choices = [(entry.description, entry.name) for entry in DATASETS.values()
+               if not entry.takes_path]
     for name in image_folders(data_dir):
         choices.append((f"folder: {name}", FOLDER_PREFIX + name))
     return choices
@@ -111,9 +103,7 @@ def image_folders(data_dir: Path) -> list[str]:
         return []
     found = []
     for child in sorted(Path(data_dir).iterdir()):
-        if not child.is_dir() or child.name.startswith(".") or child.name.startswith("cifar-"):
-            continue
-        if sum(1 for c in child.iterdir() if c.is_dir() and not c.name.startswith(".")) >= 2:
+        if child.is_dir() and not child.name.startswith(".") and len(class_folders(child)) >= 2:
             found.append(child.name)
     return found
 
@@ -141,22 +131,24 @@ def make_request(selection: Selection, data: str, image_size: Any, train_size: A
     lr_value = parse_learning_rate(lr)
     if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
         raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got {device!r}")
-    side = 32 if data.startswith("cifar") else whole_number("image size", image_size,
-                                                            *IMAGE_SIZE_RANGE)
+    entry = dataset_entry(data)
+    side = entry.image_size if entry.fixed_image_size else whole_number(
+        "image size", image_size, *limits.IMAGE_SIZE_RANGE)
     classes = num_classes(data, data_dir)
     config = selection.config.replace(num_classes=classes)
     return TrainRequest(
         config=config, data=data, image_size=side,
-        train_size=whole_number("training images", train_size, *TRAIN_SIZE_RANGE),
-        test_size=whole_number("test images", test_size, *TEST_SIZE_RANGE),
-        epochs=whole_number("epochs", epochs, *EPOCHS_RANGE),
-        batch_size=whole_number("batch size", batch_size, *BATCH_RANGE),
-        recipe=recipe, lr=lr_value, seed=whole_number("seed", seed, *SEED_RANGE),
+        train_size=whole_number("training images", train_size, *limits.TRAIN_IMAGES_RANGE),
+        test_size=whole_number("test images", test_size, *limits.TEST_IMAGES_RANGE),
+        epochs=whole_number("epochs", epochs, *limits.EPOCHS_RANGE),
+        batch_size=whole_number("batch size", batch_size, *limits.BATCH_RANGE),
+        recipe=recipe, lr=lr_value, seed=whole_number("seed", seed, *limits.SEED_RANGE),
         device=device, download=bool(download))
 
 
 def parse_learning_rate(lr: Any) -> float | None:
-    """The learning rate box: empty (None) is the recipe's own; else a number in LR_RANGE."""
+    """The learning rate box: empty (None) is the recipe's own; else a number in
+    limits.LR_RANGE."""
     if lr is None or (isinstance(lr, str) and not lr.strip()):
         return None
     value = lr
@@ -165,11 +157,7 @@ def parse_learning_rate(lr: Any) -> float | None:
             value = float(lr.strip())
         except ValueError:
             value = lr
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not LR_RANGE[0] <= value <= LR_RANGE[1]:
-        raise ValueError(f"learning rate must be a number in [{LR_RANGE[0]:g}, {LR_RANGE[1]:g}] "
-                         f"(or empty for the recipe's own), got {lr!r}")
-    return float(value)
+    return limits.learning_rate("learning rate", value, " (or empty for the recipe's own)", lr)
 
 
 def learning_rate_note(recipe: str) -> str:
@@ -180,38 +168,35 @@ def learning_rate_note(recipe: str) -> str:
     return f"empty: the recipe's own ({RECIPES[recipe].lr:g} for {recipe})"
 
 
-def num_classes(data: str, data_dir: Path) -> int:
-    if data in ("shapes", "shapes-shortcut"):
-        from resnext.data import SHAPE_CLASSES
+def dataset_entry(data: str) -> DatasetEntry:
+    """The registry's entry of an offered dataset ("shapes", "folder:pets", ...)."""
+    name = data.partition(PATH_SEPARATOR)[0] if data.startswith(FOLDER_PREFIX) else data
+    return DATASETS[name]
 
-        return len(SHAPE_CLASSES)
-    if data == "cifar10":
-        return 10
-    if data == "cifar100":
-        return 100
-    root = folder_path(data_dir, data[len(FOLDER_PREFIX):])
-    return sum(1 for c in root.iterdir() if c.is_dir() and not c.name.startswith("."))
+
+def downloadable(data: str) -> bool:
+    """Whether the dataset can be downloaded when missing (the tab's download box)."""
+    return isinstance(data, str) and data in DATASETS and DATASETS[data].downloadable
+
+
+def num_classes(data: str, data_dir: Path) -> int:
+    entry = dataset_entry(data)
+    if entry.num_classes is not None:
+        return entry.num_classes
+    return len(class_folders(folder_path(data_dir, data[len(FOLDER_PREFIX):])))
 
 
 def load_dataset(request: TrainRequest, data_dir: Path, train_size: int | None = None,
                  test_size: int | None = None) -> Any:
-    """The request's dataset (optionally fewer images: a preview needs a dozen)."""
-    from resnext import data as datasets
+    """The request's dataset (optionally fewer images: a preview needs a dozen), made as
+    the training process will make it: the data registry's spec of the same arguments."""
+    from resnext.data import registry
 
-    n_train = request.train_size if train_size is None else train_size
-    n_test = request.test_size if test_size is None else test_size
-    if request.is_shapes:
-        shortcut = datasets.DEFAULT_SHORTCUT if request.data == "shapes-shortcut" else None
-        return datasets.shapes(n_train=n_train, n_test=n_test, image_size=request.image_size,
-                               seed=request.seed, shortcut=shortcut)
-    if request.data == "cifar10":
-        pair = datasets.cifar10(data_dir)
-    elif request.data == "cifar100":
-        pair = datasets.cifar100(data_dir)
-    else:
-        pair = datasets.image_folder(folder_path(data_dir, request.data[len(FOLDER_PREFIX):]),
-                                     image_size=request.image_size, seed=request.seed)
-    return datasets.subset(pair, n_train, n_test)
+    spec = registry.request_spec(
+        request.data_argument(data_dir), root=data_dir, image_size=request.image_size,
+        n_train=request.train_size if train_size is None else train_size,
+        n_test=request.test_size if test_size is None else test_size, seed=request.seed)
+    return registry.load(spec)
 
 
 def preview(request: TrainRequest, data_dir: Path) -> list[tuple[np.ndarray, str]]:
@@ -249,14 +234,16 @@ class _Sized:
 
 
 def _sizes(request: TrainRequest, data_dir: Path) -> tuple[int, int]:
-    if request.is_shapes:
+    entry = request.dataset
+    if entry.generated:
         return request.train_size, request.test_size
-    if request.data in CIFAR_SIZES:
-        full_train, full_test = CIFAR_SIZES[request.data]
-    else:
+    if entry.sizes is not None:
+        full_train, full_test = entry.sizes
+    else:  # a folder: its files, split as image_folder splits them by default
         root = folder_path(data_dir, request.data[len(FOLDER_PREFIX):])
         files = sum(1 for path in root.rglob("*") if path.is_file())
-        full_train, full_test = int(files * 0.8), files - int(files * 0.8)
+        full_test = round(files * entry.options["test_fraction"])
+        full_train = files - full_test
     return min(full_train, request.train_size), min(full_test, request.test_size)
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import gradio as gr
 
+from resnext.train import limits
+
 from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
@@ -18,7 +20,7 @@ from ..selection import Selection
 from . import requests as service
 from . import views
 from ..shared.devices import initial_choices
-from .jobs import RUN_COLUMNS, TrainingManager
+from .jobs import RUN_COLUMNS, TrainingManager, run_row
 from ..shared.weights_choice import run_weights
 
 POLL_SECONDS = 1.0
@@ -40,12 +42,11 @@ def _request(ctx: TabContext, selection: Selection, values: list[Any]) -> servic
 
 
 def _runs_rows(manager: TrainingManager) -> list[list[Any]]:
-    return [record.row() for record in manager.runs()]
+    return [run_row(record) for record in manager.runs()]
 
 
 def _run_choices(manager: TrainingManager) -> list[str]:
-    return [r.run_id for r in manager.runs() if r.state not in ("queued", "running")
-            and (manager.runs_dir / r.run_id / "model.safetensors").exists()]
+    return manager.usable_runs()
 
 
 def make_handlers(ctx: TabContext) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
         if not run_id:
             return gr.skip()
         status = manager.status(run_id)
-        report = views.run_report(manager.runs_dir / run_id)
+        report = views.run_report(manager.run_dir(run_id))
         return (views.curves_figure(status), views.confusion_figure(report),
                 views.per_class_rows(report), views.prediction_gallery(report))
 
@@ -117,7 +118,7 @@ def make_handlers(ctx: TabContext) -> dict[str, Any]:
     def use_run(run_id: str | None):
         if not run_id:
             raise ValueError("choose a finished run first")
-        weights, selection = run_weights(manager.runs_dir / run_id)
+        weights, selection = run_weights(manager.run_dir(run_id))
         gr.Info(f"Using {run_id}: the Architecture tab shows its network, the Run and "
                 f"Attributions tabs its weights and its dataset's classes and test images.")
         return selection, weights
@@ -160,7 +161,7 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
     @user_errors
     def use_run(run_id: str):
         """/use_run: this session's network and weights become the run's."""
-        weights, selection = run_weights(manager.runs_dir / run_id)
+        weights, selection = run_weights(manager.run_dir(run_id))
         record = manager.record(run_id)
         return selection, weights, {"run": record.to_dict() if record else None,
                                     "config": selection.config.to_dict(),
@@ -171,6 +172,11 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
 
 # Layout -----------------------------------------------------------------------------------
 
+def _number(value: int, bounds: tuple[int, int], **kwargs: Any) -> Any:
+    """A whole-number box bounded by one of training's limits."""
+    return ui.Number(value, minimum=bounds[0], maximum=bounds[1], **kwargs)
+
+
 class Settings:
     def __init__(self, ctx: TabContext) -> None:
         d = service.DEFAULTS
@@ -180,27 +186,23 @@ class Settings:
         self.download = gr.Checkbox(False, label="Download CIFAR if missing (needs internet)",
                                     visible=False)
         with gr.Row():
-            self.image_size = ui.Slider(*service.IMAGE_SIZE_RANGE, value=d["image_size"], step=1,
+            self.image_size = ui.Slider(*limits.IMAGE_SIZE_RANGE, value=d["image_size"], step=1,
                                         label="Image size (px)", info="CIFAR is 32×32")
-            self.epochs = ui.Slider(*service.EPOCHS_RANGE, value=d["epochs"], step=1,
-                                    label="Epochs")
+            self.epochs = _number(d["epochs"], limits.EPOCHS_RANGE, label="Epochs")
         with gr.Row():
-            self.train_size = ui.Number(d["train_size"], minimum=service.TRAIN_SIZE_RANGE[0],
-                                        maximum=service.TRAIN_SIZE_RANGE[1],
-                                        label="Training images", info="shapes: generated; "
-                                        "others: the first N")
-            self.test_size = ui.Number(d["test_size"], minimum=service.TEST_SIZE_RANGE[0],
-                                       maximum=service.TEST_SIZE_RANGE[1], label="Test images")
+            self.train_size = _number(d["train_size"], limits.TRAIN_IMAGES_RANGE,
+                                      label="Training images", info="shapes: generated; "
+                                      "others: the first N")
+            self.test_size = _number(d["test_size"], limits.TEST_IMAGES_RANGE,
+                                     label="Test images")
         with gr.Row():
-            self.batch_size = ui.Number(d["batch_size"], minimum=service.BATCH_RANGE[0],
-                                        maximum=service.BATCH_RANGE[1], label="Batch size")
+            self.batch_size = _number(d["batch_size"], limits.BATCH_RANGE, label="Batch size")
             self.recipe = ui.Radio(["quick", "seed"], value=d["recipe"], label="Recipe",
                                    info="quick: one-cycle for short runs; seed: the blog's SGD "
                                         "schedule")
         with gr.Row():
             self.lr = gr.Textbox("", label="Learning rate", info="empty: the recipe's own")
-            self.seed = ui.Number(d["seed"], minimum=service.SEED_RANGE[0],
-                                  maximum=service.SEED_RANGE[1], label="Seed")
+            self.seed = _number(d["seed"], limits.SEED_RANGE, label="Seed")
         self.device = ui.Dropdown(initial_choices(ctx.options.default_device),
                                   value=ctx.options.default_device, label="Device")
         with gr.Row():
@@ -279,14 +281,14 @@ def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> Non
     # setting changes here: never on every Architecture slider move.
     tab.select(**before)
     tab.select(h["recipe_note"], s.recipe, s.lr, **quiet)
-    for control in (s.data, s.image_size, s.epochs, s.recipe, s.device):
+    for control in (s.data, s.image_size, s.recipe, s.device):
         control.input(**before)
-    for number in (s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
+    for number in (s.epochs, s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
         number.submit(**before)
         number.blur(**before)
     s.recipe.input(h["recipe_note"], s.recipe, s.lr, **quiet)
-    s.data.select(lambda data: gr.update(visible=data.startswith("cifar")), s.data, s.download,
-                  **quiet)
+    s.data.select(lambda data: gr.update(visible=service.downloadable(data)), s.data,
+                  s.download, **quiet)
     live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet).then(
         **{**before, "inputs": [live.smaller, *s.values]})
 

@@ -157,7 +157,9 @@ def run_report(run_dir: Path) -> RunReport:
     from resnext.train import load_run
     from resnext.train.engine import EVAL_BATCH as batch_size
 
-    model_file = run_dir / "model.safetensors"
+    from resnext.train.runs import model_file as weights_file
+
+    model_file = weights_file(run_dir)
     if not model_file.is_file():
         raise ValueError(f"{run_dir.name} has no saved epoch yet: nothing to evaluate")
     key = (str(run_dir.resolve()), model_file.stat().st_mtime_ns)

@@ -7,6 +7,7 @@ batches at once (`batch(indices)`) instead of collating images one by one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +99,31 @@ class DatasetPair:
         return {**self.spec, "name": self.name, "image_size": self.image_size,
                 "sizes": {"train": len(self.train), "test": len(self.test)},
                 "classes": list(self.classes), "mean": list(self.mean), "std": list(self.std)}
+
+
+def subset(pair: DatasetPair, n_train: int | None = None, n_test: int | None = None
+           ) -> DatasetPair:
+    """The first `n_train` training and `n_test` test images of `pair` (None: all of them);
+    the mean and std are the subset's own. The spec records the limits."""
+    limits = {}
+    splits = {}
+    for split, count in (("train", n_train), ("test", n_test)):
+        full = getattr(pair, split)
+        if count is None or count >= len(full):
+            splits[split] = full
+            continue
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{split} size must be a whole number of at least 1, got {count!r}")
+        splits[split] = ImageTensors(
+            full.images[:count], full.labels[:count],
+            None if full.masks is None else full.masks[:count],
+            None if full.marker_masks is None else full.marker_masks[:count],
+            None if full.marker_labels is None else full.marker_labels[:count])
+        limits[split] = count
+    if not limits:
+        return pair
+    mean, std = (channel_stats(splits["train"].images) if "train" in limits
+                 else (pair.mean, pair.std))
+    spec = {**pair.spec, "limit": {**pair.spec.get("limit", {}), **limits}}
+    return dataclasses.replace(pair, train=splits["train"], test=splits["test"], mean=mean,
+                               std=std, spec=spec)

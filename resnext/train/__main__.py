@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -29,31 +28,34 @@ HASH_DIR_ENV = "RESNEXT_TRAIN_HASH_DIR"
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..data.registry import DATASETS
     from ..presets import PRESETS
+    from . import runs
     from .recipes import RECIPE_NAMES
 
     p = argparse.ArgumentParser(
         prog="python -m resnext.train",
-        description="Train a ResNeXt variant; the run (config.json, metrics.jsonl, "
-                    "model.safetensors, status.json, progress.json) goes to --out.")
+        description=f"Train a ResNeXt variant; the run ({', '.join(runs.FILES)}) goes to --out.")
     model = p.add_mutually_exclusive_group()
     model.add_argument("--preset", choices=sorted(PRESETS), help="a named network")
     model.add_argument("--config", help="a config as JSON (or @file.json); num_classes is "
                                         "set from the data when omitted")
-    p.add_argument("--data", default="shapes",
-                   help="shapes | shapes-shortcut | cifar10 | cifar100 | folder:PATH "
-                        "(default shapes)")
+    datasets = DATASETS.values()
+    p.add_argument("--data", default="shapes", help="; ".join(
+        f"{d.argument}: {d.description}" for d in datasets) + " (default shapes)")
     p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_DIR,
                    help="where CIFAR archives live (default ./data)")
     p.add_argument("--download", action="store_true",
                    help="download a missing CIFAR archive from its official site")
-    p.add_argument("--image-size", type=int, help="shapes/folder image side (default 32/64)")
-    p.add_argument("--train-size", type=int, help="shapes: training images (default 10000); "
-                                                  "others: use the first N")
-    p.add_argument("--test-size", type=int, help="shapes: test images (default 1000); "
-                                                 "others: use the first N")
-    p.add_argument("--shortcut", type=float, help="shapes-shortcut: probability that the "
-                                                  "marker tells the class (default 0.9)")
+    p.add_argument("--image-size", type=int, help="image side of " + ", ".join(
+        f"{d.name} (default {d.image_size})" for d in datasets if not d.fixed_image_size))
+    for flag, split, index in (("--train-size", "training", 0), ("--test-size", "test", 1)):
+        p.add_argument(flag, type=int, help=", ".join(
+            f"{d.name}: {split} images (default {d.sizes[index]})" for d in datasets
+            if d.generated) + "; others: use the first N")
+    p.add_argument("--shortcut", type=float, help=", ".join(
+        f"{d.name}: probability that the marker tells the class (default "
+        f"{d.options['shortcut']})" for d in datasets if d.marker))
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=128, help="global batch (default 128)")
     p.add_argument("--recipe", choices=RECIPE_NAMES, default="quick")
@@ -70,6 +72,25 @@ def parser() -> argparse.ArgumentParser:
                         "./runs/<UTC time>-<network>-<data>")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every number against training's limits (`limits`), before any data is made."""
+    from ..validation import whole_number
+    from . import limits
+
+    for flag, value, bounds in (
+            ("--epochs", args.epochs, limits.EPOCHS_RANGE),
+            ("--batch-size", args.batch_size, limits.BATCH_RANGE),
+            ("--seed", args.seed, limits.SEED_RANGE),
+            ("--threads", args.threads, limits.THREADS_RANGE),
+            ("--image-size", args.image_size, limits.IMAGE_SIZE_RANGE),
+            ("--train-size", args.train_size, limits.TRAIN_IMAGES_RANGE),
+            ("--test-size", args.test_size, limits.TEST_IMAGES_RANGE)):
+        if value is not None:
+            whole_number(flag, value, *bounds)
+    if args.lr is not None:
+        limits.learning_rate("--lr", args.lr)
 
 
 class StopFlag:
@@ -92,30 +113,13 @@ class StopFlag:
 
 
 def load_data(args: argparse.Namespace):
-    from .. import data as datasets
+    """The dataset --data names, as the data registry makes it."""
+    from ..data import registry
 
-    name = args.data
-    if name in ("shapes", "shapes-shortcut"):
-        shortcut = None
-        if name == "shapes-shortcut":
-            shortcut = datasets.DEFAULT_SHORTCUT if args.shortcut is None else args.shortcut
-        return datasets.shapes(
-            n_train=10000 if args.train_size is None else args.train_size,
-            n_test=1000 if args.test_size is None else args.test_size,
-            image_size=32 if args.image_size is None else args.image_size,
-            seed=args.seed, shortcut=shortcut)
-    if name == "cifar10":
-        pair = datasets.cifar10(args.data_root, download=args.download)
-    elif name == "cifar100":
-        pair = datasets.cifar100(args.data_root, download=args.download)
-    elif name.startswith("folder:"):
-        pair = datasets.image_folder(name[len("folder:"):],
-                                     image_size=64 if args.image_size is None else args.image_size,
-                                     seed=args.seed)
-    else:
-        raise ValueError(f"--data must be shapes, shapes-shortcut, cifar10, cifar100 or "
-                         f"folder:PATH, got {name!r}")
-    return datasets.subset(pair, args.train_size, args.test_size)
+    spec = registry.request_spec(args.data, root=args.data_root, image_size=args.image_size,
+                                 n_train=args.train_size, n_test=args.test_size,
+                                 seed=args.seed, shortcut=args.shortcut)
+    return registry.load(spec, download=args.download)
 
 
 def load_config(args: argparse.Namespace, num_classes: int):
@@ -142,14 +146,9 @@ def load_config(args: argparse.Namespace, num_classes: int):
 
 
 def default_out(cfg, data_name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    network = f"c{cfg.cardinality}d{cfg.bottleneck_width}-{cfg.depth}"
-    base = DEFAULT_RUNS_DIR / f"{stamp}-{network}-{data_name}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    from .runs import new_run_id
+
+    return DEFAULT_RUNS_DIR / new_run_id(DEFAULT_RUNS_DIR, cfg, data_name)
 
 
 class ProgressBar:
@@ -208,73 +207,93 @@ def main(argv: Sequence[str] | None = None, handle_signals: bool = True) -> int:
         stop.install()
 
     import torch
-    import torch.distributed as dist
 
     from .. import data as datasets
-    from .engine import describe_error, fit
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = args.device
-    if world > 1 and device.startswith("cuda") and ":" not in device:
-        device = f"cuda:{local_rank}"
-    if args.threads is not None:
-        if not 1 <= args.threads <= 1024:
-            print(f"error: --threads must be in [1, 1024], got {args.threads}", file=sys.stderr)
-            return EXIT_USAGE
-        torch.set_num_threads(args.threads)
+    world, rank, device = _processes(args.device)
     try:
+        check_arguments(args)
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
         data = load_data(args)
         cfg = load_config(args, len(data.classes))
         out = args.out if args.out is not None else default_out(cfg, data.name)
     except (ValueError, OSError, datasets.DatasetUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    initialised = False
-    if world > 1:
-        if device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(device))
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        initialised = True
-        # Every process must write into the same folder name, chosen by rank 0.
-        names = [str(out)]
-        dist.broadcast_object_list(names, src=0)
-        out = Path(names[0])
-    code = EXIT_OK
+    out = _join_processes(world, device, out)
+    try:
+        return _train_and_report(args, cfg, data, out, device, rank, stop)
+    finally:
+        if world > 1:
+            _leave_processes()
+
+
+def _processes(device: str) -> tuple[int, int, str]:
+    """(world size, rank, device) under torchrun (1, 0, device otherwise): a bare "cuda"
+    is this process's own GPU, cuda:LOCAL_RANK."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and device.startswith("cuda") and ":" not in device:
+        device = f"cuda:{local_rank}"
+    return world, rank, device
+
+
+def _join_processes(world: int, device: str, out: Path) -> Path:
+    """Under torchrun: join the process group; every process writes into rank 0's folder."""
+    if world == 1:
+        return out
+    import torch
+    import torch.distributed as dist
+
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    names = [str(out)]
+    dist.broadcast_object_list(names, src=0)
+    return Path(names[0])
+
+
+def _leave_processes() -> None:
+    import gc
+
+    import torch.distributed as dist
+
+    gc.collect()  # no DDP wrapper may outlive the process group
+    try:
+        dist.barrier()
+    except Exception:  # noqa: BLE001 - a failed peer: still tear down
+        pass
+    dist.destroy_process_group()
+
+
+def _train_and_report(args: argparse.Namespace, cfg: Any, data: Any, out: Path, device: str,
+                      rank: int, stop: StopFlag) -> int:
+    from .engine import describe_error, fit
+
     try:
         result = fit(cfg, data, epochs=args.epochs, batch_size=args.batch_size,
                      recipe=args.recipe, lr=args.lr, device=device, seed=args.seed,
                      channels_last=args.channels_last, out_dir=out,
                      on_progress=ProgressBar(rank == 0 and not args.quiet), should_stop=stop,
                      mixed_precision=False if args.no_mixed_precision else None)
-        if os.environ.get(HASH_DIR_ENV):
-            Path(os.environ[HASH_DIR_ENV], f"rank{rank}.sha256").write_text(
-                _state_hash(result.model))
-        if rank == 0:
-            print(f"{cfg.name} on {data.name}: {len(data.train)} training / "
-                  f"{len(data.test)} test images, {args.epochs} epochs, recipe {args.recipe}")
-            print(table(result.history) if result.history else "no epoch finished")
-            state = f"stopped by {stop.signal_name or 'request'}" if result.stopped else "finished"
-            print(f"{state}; run folder: {out}")
-        del result
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
-        code = EXIT_USAGE
+        return EXIT_USAGE
     except Exception as error:  # noqa: BLE001 - status.json has it; say it in one line
         print(f"training failed: {describe_error(error)}", file=sys.stderr)
-        code = EXIT_FAILED
-    finally:
-        if initialised:
-            import gc
-
-            gc.collect()  # no DDP wrapper may outlive the process group
-            try:
-                dist.barrier()
-            except Exception:  # noqa: BLE001 - a failed peer: still tear down
-                pass
-            dist.destroy_process_group()
-    return code
+        return EXIT_FAILED
+    if os.environ.get(HASH_DIR_ENV):
+        Path(os.environ[HASH_DIR_ENV], f"rank{rank}.sha256").write_text(
+            _state_hash(result.model))
+    if rank == 0:
+        print(f"{cfg.name} on {data.name}: {len(data.train)} training / "
+              f"{len(data.test)} test images, {args.epochs} epochs, recipe {args.recipe}")
+        print(table(result.history) if result.history else "no epoch finished")
+        state = f"stopped by {stop.signal_name or 'request'}" if result.stopped else "finished"
+        print(f"{state}; run folder: {out}")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

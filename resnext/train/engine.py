@@ -22,12 +22,11 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ..config import ResNeXtConfig
-from ..validation import whole_number
+from ..validation import SEED_RANGE, whole_number
 from . import runs
+from .limits import BATCH_RANGE, EPOCHS_RANGE, TEST_IMAGES_RANGE, TRAIN_IMAGES_RANGE
 from .recipes import Recipe, augmentation, learning_rate, optimizer, recipe_for
 
-EPOCHS_RANGE = (1, 10_000)
-BATCH_RANGE = (1, 65_536)
 # Step events go out at most this often (plus the first step of every epoch).
 PROGRESS_INTERVAL_S = 0.5
 EVAL_BATCH = 512
@@ -104,8 +103,10 @@ def _check_data(cfg: ResNeXtConfig, data: Any) -> None:
         raise ValueError(f"the config has num_classes={cfg.num_classes} but the dataset has "
                          f"{len(data.classes)} classes; use cfg.replace(num_classes="
                          f"{len(data.classes)})")
-    if len(data.train) == 0 or len(data.test) == 0:
-        raise ValueError("the dataset needs at least one training and one test image")
+    if len(data.train) < TRAIN_IMAGES_RANGE[0] or len(data.test) < TEST_IMAGES_RANGE[0]:
+        raise ValueError(f"the dataset needs at least {TRAIN_IMAGES_RANGE[0]} training images "
+                         f"(a batch BatchNorm can train on) and {TEST_IMAGES_RANGE[0]} test "
+                         f"image; it has {len(data.train)} and {len(data.test)}")
 
 
 def fit(cfg: ResNeXtConfig, data: Any, *, epochs: int, batch_size: int = 128,
@@ -136,7 +137,7 @@ def fit(cfg: ResNeXtConfig, data: Any, *, epochs: int, batch_size: int = 128,
         raise TypeError(f"fit takes a ResNeXtConfig, got {type(cfg).__name__}")
     epochs = whole_number("epochs", epochs, *EPOCHS_RANGE)
     batch_size = whole_number("batch_size", batch_size, *BATCH_RANGE)
-    seed = whole_number("seed", seed, 0, 2**31 - 1)
+    seed = whole_number("seed", seed, *SEED_RANGE)
     chosen = recipe_for(recipe, lr)
     _check_data(cfg, data)
     device = torch.device(device)
@@ -194,19 +195,19 @@ class _RunWriter:
         self.last_progress = 0.0
 
     def start(self, config: dict[str, Any]) -> None:
-        runs.write_json(self.run_dir / runs.CONFIG_FILE, config)
+        runs.write_config(self.run_dir, config)
         self._status("running")
 
     def _status(self, state: str, error: str | None = None, ended: bool = False) -> None:
-        runs.write_json(self.run_dir / runs.STATUS_FILE, dict(runs.status_record(
-            state, self.started_at, self.epochs, self.device, error, ended)))
+        runs.write_status(self.run_dir, runs.status_record(
+            state, self.started_at, self.epochs, self.device, error, ended))
 
     def progress(self, event: dict[str, Any]) -> None:
         now = time.monotonic()
         if event["kind"] == "step" and now - self.last_progress < PROGRESS_INTERVAL_S:
             return
         self.last_progress = now
-        runs.write_json(self.run_dir / runs.PROGRESS_FILE, event)
+        runs.write_progress(self.run_dir, event)
 
     def epoch(self, model: nn.Module, history: list[dict[str, Any]]) -> None:
         # Weights first, then their metrics line: load_run matches them by epoch.
@@ -220,14 +221,53 @@ class _RunWriter:
             pass  # the folder went away: nothing left to report into
 
 
-def _train(cfg: ResNeXtConfig, data: Any, recipe: Recipe, epochs: int, local_batch: int,
-           seed: int, device: torch.device, channels_last: bool, autocast: torch.dtype | None,
-           rank: int, world: int, writer: _RunWriter | None,
-           on_progress: Callable[[dict[str, Any]], None] | None,
-           should_stop: Callable[[], bool] | None) -> FitResult:
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    """What a run does, fixed from its first step to its last."""
+
+    recipe: Recipe
+    data: Any
+    epochs: int
+    local_batch: int  # this process's share of the global batch
+    device: torch.device
+    channels_last: bool
+    autocast: torch.dtype | None
+    rank: int
+    world: int
+    mean: torch.Tensor  # (1, 3, 1, 1) on the device
+    std: torch.Tensor
+    augment: nn.Module
+    sampler: DistributedSampler  # this process's shard of each epoch, shuffled by the seed
+    steps_per_epoch: int
+
+    @property
+    def steps_total(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclass(eq=False)
+class TrainingState:
+    """Everything that changes as a run trains, in one object: the model (and the wrapper
+    that trains it under torchrun), the optimiser, its gradient scaler, the counters and
+    the finished epochs. What resume must save and restore is this plus the global RNG
+    (seeded once per run; kornia's augmentation draws from it)."""
+
+    model: nn.Module
+    trained: nn.Module | None  # the model, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None  # float16 autocast only
+    epoch: int = 0  # epochs finished
+    global_step: int = 0  # steps taken
+    history: list[dict[str, Any]] = field(default_factory=list)  # one row per finished epoch
+    finished_weights: dict[str, torch.Tensor] | None = None  # of the last finished epoch
+    stopped: bool = False
+
+
+def _new_state(cfg: ResNeXtConfig, recipe: Recipe, seed: int, device: torch.device,
+               channels_last: bool, autocast: torch.dtype | None, world: int
+               ) -> TrainingState:
     from ..model import build_model
 
-    torch.manual_seed(seed * 7919 + rank)  # kornia's augmentation draws from the global RNG
     model = build_model(cfg, generator=torch.Generator().manual_seed(seed),
                         init=recipe.init).to(device)
     if channels_last:
@@ -236,135 +276,217 @@ def _train(cfg: ResNeXtConfig, data: Any, recipe: Recipe, epochs: int, local_bat
     if world > 1:
         trained = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    opt = optimizer(recipe, model)
     scaler = torch.amp.GradScaler("cuda") if autocast == torch.float16 else None
+    return TrainingState(model, trained, optimizer(recipe, model), scaler)
+
+
+def _new_plan(data: Any, recipe: Recipe, epochs: int, local_batch: int, seed: int,
+              device: torch.device, channels_last: bool, autocast: torch.dtype | None,
+              rank: int, world: int) -> _Plan:
     augment = augmentation(recipe, data.train[0][0].shape[-1]).to(device)
     mean = torch.tensor(data.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     std = torch.tensor(data.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-
     sampler = DistributedSampler(range(len(data.train)), num_replicas=world, rank=rank,
                                  shuffle=True, seed=seed)
     shard = len(sampler)
+    # A last batch of one image is dropped: BatchNorm cannot train on it (limits.BATCH_RANGE).
     steps_per_epoch = max(1, shard // local_batch + (1 if shard % local_batch > 1 else 0))
-    steps_total = epochs * steps_per_epoch
-    history: list[dict[str, Any]] = []
-    last_state = None
-    stopped = False
-    run_start = time.perf_counter()
-    seconds_per_step: float | None = None
+    return _Plan(recipe, data, epochs, local_batch, device, channels_last, autocast, rank,
+                 world, mean, std, augment, sampler, steps_per_epoch)
 
-    def emit(event: dict[str, Any]) -> None:
-        if rank != 0:
+
+class _Clock:
+    """The run's timing, in one place: when a step event is due, images per second, and
+    the time left (the mean time per step so far times the steps left)."""
+
+    def __init__(self) -> None:
+        self.run_start = time.perf_counter()
+        self.epoch_start = self.run_start
+        self.last_event = -math.inf
+
+    def start_epoch(self) -> None:
+        self.epoch_start = time.perf_counter()
+        self.last_event = -math.inf
+
+    def step_due(self, step: int, steps: int) -> float | None:
+        """The time now if step `step` (0-based) of `steps` should report, else None: at
+        most every PROGRESS_INTERVAL_S, and always an epoch's first and last step."""
+        now = time.perf_counter()
+        if now - self.last_event >= PROGRESS_INTERVAL_S or step in (0, steps - 1):
+            self.last_event = now
+            return now
+        return None
+
+    def eta(self, done: int, total: int, now: float | None = None) -> float:
+        now = time.perf_counter() if now is None else now
+        return (now - self.run_start) / done * (total - done)
+
+    def images_per_second(self, images: int, now: float) -> float | None:
+        elapsed = now - self.epoch_start
+        return images / elapsed if elapsed > 0 else None
+
+
+def _event(kind: str, plan: _Plan, epoch: int, step: int, global_step: int,
+           loss: float | None, lr: float | None, images_per_second: float | None,
+           eta_seconds: float, **extra: Any) -> dict[str, Any]:
+    """A progress event (see `fit`): every kind has these keys, in this order."""
+    return {"kind": kind, "epoch": epoch, "epochs": plan.epochs, "step": step,
+            "steps": plan.steps_per_epoch, "steps_total": plan.steps_total,
+            "global_step": global_step, "loss": loss, "lr": lr,
+            "images_per_second": images_per_second, "eta_seconds": eta_seconds, **extra}
+
+
+def _row_event(kind: str, plan: _Plan, row: dict[str, Any] | None, step: int,
+               global_step: int, eta_seconds: float, **extra: Any) -> dict[str, Any]:
+    """An event that reports a finished epoch's metrics row (or none yet)."""
+    return _event(kind, plan, row["epoch"] if row else 0, step, global_step,
+                  row["train_loss"] if row else None, row["lr"] if row else None,
+                  row["images_per_second"] if row else None, eta_seconds,
+                  **extra, metrics=dict(row) if row else None)
+
+
+class _Reporter:
+    """Where events go: rank 0's run folder and callback; the other processes say nothing.
+    Also asks `should_stop`, agreed by every process."""
+
+    def __init__(self, rank: int, world: int, writer: _RunWriter | None,
+                 on_progress: Callable[[dict[str, Any]], None] | None,
+                 should_stop: Callable[[], bool] | None) -> None:
+        self.rank, self.world, self.writer = rank, world, writer
+        self.on_progress, self.should_stop = on_progress, should_stop
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.rank != 0:
             return
-        if writer is not None:
-            writer.progress(event)
-        if on_progress is not None:
-            on_progress(event)
+        if self.writer is not None:
+            self.writer.progress(event)
+        if self.on_progress is not None:
+            self.on_progress(event)
 
-    def stop_requested() -> bool:
-        wanted = bool(should_stop()) if should_stop is not None else False
-        if world > 1:  # every process stops at the same step, or a collective would hang
+    def stop_requested(self) -> bool:
+        wanted = bool(self.should_stop()) if self.should_stop is not None else False
+        if self.world > 1:  # every process stops at the same step, or a collective would hang
             flag = torch.tensor([1 if wanted else 0])
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             wanted = bool(flag.item())
         return wanted
 
-    for epoch in range(epochs):
-        sampler.set_epoch(epoch)
-        order = torch.tensor(list(sampler), dtype=torch.int64)
-        trained.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        seen = 0
-        epoch_start = time.perf_counter()
-        last_emit = -math.inf
-        for step in range(steps_per_epoch):
-            if stop_requested():
-                stopped = True
-                break
-            indices = order[step * local_batch:(step + 1) * local_batch]
-            images, labels = _batch(data.train, indices, device, mean, std, channels_last,
-                                    augment)
-            global_step = epoch * steps_per_epoch + step
-            rate = learning_rate(recipe, global_step, steps_per_epoch, epochs)
-            for group in opt.param_groups:
-                group["lr"] = rate
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                logits = trained(images)
-                loss = F.cross_entropy(logits.float(), labels)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                loss_sum += loss.detach().double() * labels.numel()
-                correct += (logits.argmax(1) == labels).sum()
-            seen += labels.numel()
-            now = time.perf_counter()
-            if rank == 0 and (now - last_emit >= PROGRESS_INTERVAL_S or step == 0
-                              or step == steps_per_epoch - 1):
-                last_emit = now
-                elapsed = now - epoch_start
-                done = global_step + 1
-                seconds_per_step = (now - run_start) / done
-                emit({"kind": "step", "epoch": epoch + 1, "epochs": epochs, "step": step + 1,
-                      "steps": steps_per_epoch, "steps_total": steps_total,
-                      "global_step": done, "loss": float(loss.detach()), "lr": rate,
-                      "images_per_second": seen * world / elapsed if elapsed > 0 else None,
-                      "eta_seconds": seconds_per_step * (steps_total - done)})
-        if stopped:
+
+def _train(cfg: ResNeXtConfig, data: Any, recipe: Recipe, epochs: int, local_batch: int,
+           seed: int, device: torch.device, channels_last: bool, autocast: torch.dtype | None,
+           rank: int, world: int, writer: _RunWriter | None,
+           on_progress: Callable[[dict[str, Any]], None] | None,
+           should_stop: Callable[[], bool] | None) -> FitResult:
+    torch.manual_seed(seed * 7919 + rank)  # kornia's augmentation draws from the global RNG
+    state = _new_state(cfg, recipe, seed, device, channels_last, autocast, world)
+    plan = _new_plan(data, recipe, epochs, local_batch, seed, device, channels_last, autocast,
+                     rank, world)
+    reporter = _Reporter(rank, world, writer, on_progress, should_stop)
+    clock = _Clock()
+    while state.epoch < plan.epochs:
+        totals = _train_epoch(plan, state, clock, reporter)
+        if totals is None:
             break
-        train_seconds = time.perf_counter() - epoch_start
-        totals = torch.stack([loss_sum.cpu(), correct.cpu().double(),
-                              torch.tensor(float(seen), dtype=torch.float64)])
-        if world > 1:
-            torch.distributed.all_reduce(totals)
-            # BN statistics are each process's own; make every copy rank 0's, so the saved
-            # model is the one every process holds.
-            for buffer in model.buffers():
-                torch.distributed.broadcast(buffer, src=0)
-        if rank == 0:
-            test_loss, test_accuracy = evaluate(model, data.test, mean, std, device,
-                                                channels_last, autocast)
-        else:  # only rank 0 reports and writes; the others need not spend the time
-            test_loss, test_accuracy = math.nan, math.nan
-        row = {"epoch": epoch + 1,
-               "train_loss": float(totals[0] / totals[2]),
-               "train_accuracy": float(totals[1] / totals[2]),
-               "test_loss": test_loss, "test_accuracy": test_accuracy,
-               "lr": learning_rate(recipe, (epoch + 1) * steps_per_epoch - 1, steps_per_epoch,
-                                   epochs),
-               "seconds": time.perf_counter() - epoch_start,
-               "images_per_second": float(totals[2]) / train_seconds if train_seconds else None}
-        history.append(row)
-        last_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if writer is not None:
-            writer.epoch(model, history)
-        done = (epoch + 1) * steps_per_epoch
-        emit({"kind": "epoch", "epoch": epoch + 1, "epochs": epochs,
-              "step": steps_per_epoch, "steps": steps_per_epoch, "steps_total": steps_total,
-              "global_step": done, "loss": row["train_loss"], "lr": row["lr"],
-              "images_per_second": row["images_per_second"],
-              "eta_seconds": (time.perf_counter() - run_start) / done * (steps_total - done),
-              "metrics": dict(row)})
-    if stopped and last_state is not None:
-        model.load_state_dict(last_state)  # drop the partial epoch
-    del trained  # the DDP wrapper must go before the process group is destroyed
-    model.eval()
-    done_steps = len(history) * steps_per_epoch
-    emit({"kind": "done", "epoch": len(history), "epochs": epochs, "step": 0,
-          "steps": steps_per_epoch, "steps_total": steps_total, "global_step": done_steps,
-          "loss": history[-1]["train_loss"] if history else None,
-          "lr": history[-1]["lr"] if history else None,
-          "images_per_second": history[-1]["images_per_second"] if history else None,
-          "eta_seconds": 0.0, "stopped": stopped,
-          "metrics": dict(history[-1]) if history else None})
-    return FitResult(history=history, run_dir=writer.run_dir if writer else None, model=model,
-                     stopped=stopped)
+        _finish_epoch(plan, state, clock, reporter, *totals)
+    if state.stopped and state.finished_weights is not None:
+        state.model.load_state_dict(state.finished_weights)  # drop the partial epoch
+    state.trained = None  # the DDP wrapper must go before the process group is destroyed
+    state.model.eval()
+    history = state.history
+    reporter.emit(_row_event("done", plan, history[-1] if history else None, 0,
+                             len(history) * plan.steps_per_epoch, 0.0, stopped=state.stopped))
+    return FitResult(history=history, run_dir=writer.run_dir if writer else None,
+                     model=state.model, stopped=state.stopped)
+
+
+def _train_epoch(plan: _Plan, state: TrainingState, clock: _Clock, reporter: _Reporter
+                 ) -> tuple[torch.Tensor, float] | None:
+    """One epoch's steps; (loss sum, correct, images) and the seconds they took, or None
+    when a stop was asked for (the partial epoch is then dropped)."""
+    plan.sampler.set_epoch(state.epoch)
+    order = torch.tensor(list(plan.sampler), dtype=torch.int64)
+    state.trained.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=plan.device)
+    correct = torch.zeros((), dtype=torch.int64, device=plan.device)
+    seen = 0
+    clock.start_epoch()
+    for step in range(plan.steps_per_epoch):
+        if reporter.stop_requested():
+            state.stopped = True
+            return None
+        indices = order[step * plan.local_batch:(step + 1) * plan.local_batch]
+        loss, logits, labels, rate = _step(plan, state, indices)
+        with torch.no_grad():
+            loss_sum += loss.detach().double() * labels.numel()
+            correct += (logits.argmax(1) == labels).sum()
+        seen += labels.numel()
+        now = clock.step_due(step, plan.steps_per_epoch) if plan.rank == 0 else None
+        if now is not None:
+            done = state.global_step
+            reporter.emit(_event(
+                "step", plan, state.epoch + 1, step + 1, done, float(loss.detach()), rate,
+                clock.images_per_second(seen * plan.world, now),
+                clock.eta(done, plan.steps_total, now)))
+    seconds = time.perf_counter() - clock.epoch_start
+    totals = torch.stack([loss_sum.cpu(), correct.cpu().double(),
+                          torch.tensor(float(seen), dtype=torch.float64)])
+    return totals, seconds
+
+
+def _step(plan: _Plan, state: TrainingState, indices: torch.Tensor
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """One optimiser step on the batch `indices`: (loss, logits, labels, learning rate)."""
+    images, labels = _batch(plan.data.train, indices, plan.device, plan.mean, plan.std,
+                            plan.channels_last, plan.augment)
+    rate = learning_rate(plan.recipe, state.global_step, plan.steps_per_epoch, plan.epochs)
+    for group in state.optimizer.param_groups:
+        group["lr"] = rate
+    with torch.autocast(plan.device.type, dtype=plan.autocast,
+                        enabled=plan.autocast is not None):
+        logits = state.trained(images)
+        loss = F.cross_entropy(logits.float(), labels)
+    state.optimizer.zero_grad(set_to_none=True)
+    if state.scaler is not None:
+        state.scaler.scale(loss).backward()
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        loss.backward()
+        state.optimizer.step()
+    state.global_step += 1
+    return loss, logits, labels, rate
+
+
+def _finish_epoch(plan: _Plan, state: TrainingState, clock: _Clock, reporter: _Reporter,
+                  totals: torch.Tensor, train_seconds: float) -> None:
+    """Agree the epoch's totals across processes, test, record the row and the weights."""
+    if plan.world > 1:
+        torch.distributed.all_reduce(totals)
+        # BN statistics are each process's own; make every copy rank 0's, so the saved
+        # model is the one every process holds.
+        for buffer in state.model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    if plan.rank == 0:
+        test_loss, test_accuracy = evaluate(state.model, plan.data.test, plan.mean, plan.std,
+                                            plan.device, plan.channels_last, plan.autocast)
+    else:  # only rank 0 reports and writes; the others need not spend the time
+        test_loss, test_accuracy = math.nan, math.nan
+    state.epoch += 1
+    row = {"epoch": state.epoch,
+           "train_loss": float(totals[0] / totals[2]),
+           "train_accuracy": float(totals[1] / totals[2]),
+           "test_loss": test_loss, "test_accuracy": test_accuracy,
+           "lr": learning_rate(plan.recipe, state.epoch * plan.steps_per_epoch - 1,
+                               plan.steps_per_epoch, plan.epochs),
+           "seconds": time.perf_counter() - clock.epoch_start,
+           "images_per_second": float(totals[2]) / train_seconds if train_seconds else None}
+    state.history.append(row)
+    state.finished_weights = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
+    if reporter.writer is not None:
+        reporter.writer.epoch(state.model, state.history)
+    done = state.epoch * plan.steps_per_epoch
+    reporter.emit(_row_event("epoch", plan, row, plan.steps_per_epoch, done,
+                             clock.eta(done, plan.steps_total)))
 
 
 def describe_error(error: BaseException) -> str:

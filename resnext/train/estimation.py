@@ -23,6 +23,7 @@ from ..complexity import complexity
 from ..config import ResNeXtConfig
 from ..units import byte_size, duration
 from ..validation import whole_number
+from .limits import BATCH_RANGE, EPOCHS_RANGE
 
 FLOAT32_BYTES = 4
 TRAIN_MAC_FACTOR = 3
@@ -53,15 +54,15 @@ def estimate(cfg: ResNeXtConfig, data: Any, epochs: int, batch_size: int = 128,
     """Seconds and peak bytes of `fit(cfg, data, epochs=..., batch_size=...)` on `device`."""
     from ..model import build_model
 
-    epochs = whole_number("epochs", epochs, 1, 10_000)
-    batch_size = whole_number("batch_size", batch_size, 1, 65_536)
+    epochs = whole_number("epochs", epochs, *EPOCHS_RANGE)
+    batch_size = whole_number("batch_size", batch_size, *BATCH_RANGE)
     device = torch.device(device)
     side = data.image_size
     report = complexity(cfg, side)
     # Measure on a small batch on the CPU (a big one could take long); the rate barely
     # depends on it there. On a GPU small batches under-use the device: use the real one.
     measured = min(batch_size, 16) if device.type == "cpu" else batch_size
-    measured = max(2, measured)  # BatchNorm needs two values per channel in training
+    measured = max(BATCH_RANGE[0], measured)  # BatchNorm's smallest batch in training
     model = build_model(cfg, generator=torch.Generator().manual_seed(0)).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     images = torch.rand(measured, 3, side, side, generator=torch.Generator().manual_seed(0)

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from . import limits
+
 RECIPE_NAMES = ("seed", "quick")
 
 
@@ -74,10 +76,7 @@ def recipe_for(name: "str | Recipe", lr: float | None = None) -> Recipe:
     else:
         recipe = RECIPES[name]
     if lr is not None:
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
-                0 < lr <= 10 and math.isfinite(lr)):
-            raise ValueError(f"lr must be a number in (0, 10], got {lr!r}")
-        recipe = Recipe(**{**asdict(recipe), "lr": float(lr)})
+        recipe = Recipe(**{**asdict(recipe), "lr": limits.learning_rate("lr", lr)})
     return recipe
 
 

@@ -9,12 +9,17 @@
     status.json        {"state": "running" | "finished" | "stopped" | "failed", "pid",
                        "started_at", "ended_at", "error", "epochs", "device"}
     progress.json      the latest progress event (written at most about twice a second)
+    train.log          what the training process printed, where a launcher keeps it (the app)
 
 model.safetensors, status.json, progress.json and metrics.jsonl are replaced atomically
 (written to a temporary file in the folder, then `os.replace`d), so a run stopped or
 killed at any moment keeps its last whole epoch, and a process following the folder reads
 either the old file or the new one. Reading a run's files needs no torch (the app follows
 runs with this module); saving and loading the model does.
+
+Everything that knows these names lives here: the files, a run id (`run_dir`), a run's
+record as a table shows it (`read_run`, with "interrupted" for a run whose process is
+gone), which runs are usable (`usable_run`), and a new run's name (`new_run_id`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ import math
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..config import ResNeXtConfig
+from ..data.registry import DATASETS
 
 if TYPE_CHECKING:  # torch is imported where a model is saved or loaded, not to read a run
     import torch
@@ -37,9 +44,17 @@ METRICS_FILE = "metrics.jsonl"
 MODEL_FILE = "model.safetensors"
 STATUS_FILE = "status.json"
 PROGRESS_FILE = "progress.json"
+LOG_FILE = "train.log"
+FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATUS_FILE, PROGRESS_FILE)  # what a run writes
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
                "seconds", "images_per_second")
 STATES = ("running", "finished", "stopped", "failed")
+# A run's state as a reader sees it: status.json's, or "interrupted" when it says running
+# but its process is gone (killed, or the machine restarted).
+RECORD_STATES = (*STATES, "interrupted")
+USABLE_STATES = ("finished", "stopped")  # ended with the weights of its last whole epoch
+# What the training process's command line holds (how `pid_alive` knows it is one).
+TRAINING_MODULE = "resnext.train"
 
 
 class RunError(ValueError):
@@ -197,3 +212,226 @@ def status_record(state: str, started_at: str, epochs: int, device: str,
     return {"state": state, "pid": os.getpid() if pid == -1 else pid, "started_at": started_at,
             "ended_at": timestamp() if ended else None, "error": error, "epochs": epochs,
             "device": device}
+
+
+# Files by name: the one place that joins a run folder and a file name -----------------------
+
+def write_config(run_dir: Path, config: Mapping[str, Any]) -> None:
+    write_json(Path(run_dir) / CONFIG_FILE, config)
+
+
+def write_status(run_dir: Path, record: Mapping[str, Any]) -> None:
+    """status.json (a `status_record`)."""
+    write_json(Path(run_dir) / STATUS_FILE, dict(record))
+
+
+def write_progress(run_dir: Path, event: Mapping[str, Any]) -> None:
+    write_json(Path(run_dir) / PROGRESS_FILE, event)
+
+
+def read_config(run_dir: Path) -> dict[str, Any] | None:
+    """config.json, or None when it is missing, unreadable or not an object."""
+    config = read_json(Path(run_dir) / CONFIG_FILE)
+    return config if isinstance(config, dict) else None
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """status.json ({} when it is missing or unreadable)."""
+    status = read_json(Path(run_dir) / STATUS_FILE)
+    return status if isinstance(status, dict) else {}
+
+
+def read_progress(run_dir: Path) -> dict[str, Any] | None:
+    """The latest progress event, or None."""
+    event = read_json(Path(run_dir) / PROGRESS_FILE)
+    return event if isinstance(event, dict) else None
+
+
+def model_file(run_dir: Path) -> Path:
+    """The saved weights' file (it exists once an epoch has finished)."""
+    return Path(run_dir) / MODEL_FILE
+
+
+def log_file(run_dir: Path) -> Path:
+    return Path(run_dir) / LOG_FILE
+
+
+def log_tail(run_dir: Path, lines: int = 3) -> str:
+    """The last lines of train.log, joined by " / " (600 characters at most)."""
+    try:
+        text = log_file(run_dir).read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " / ".join(kept)[-600:]
+
+
+def trained_config(run_dir: Path) -> dict[str, Any]:
+    """config.json of a run whose network and data can be rebuilt (model, and the data's
+    classes, image size, mean and std), or a RunError naming the run."""
+    run_dir = Path(run_dir)
+    try:
+        meta = json.loads((run_dir / CONFIG_FILE).read_text())
+        data = meta["data"]
+        meta["model"], data["classes"], data["image_size"], data["mean"], data["std"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise RunError(f"{run_dir.name} is not a readable run ({error})") from None
+    return meta
+
+
+def load_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The saved state dict, read with safetensors: nothing in the file can run code."""
+    from safetensors.torch import load_file
+
+    return load_file(str(model_file(run_dir)))
+
+
+# Run ids and records --------------------------------------------------------------------------
+
+def run_dir(runs_dir: str | os.PathLike[str], run_id: Any) -> Path:
+    """The folder of run `run_id`: a folder name directly inside `runs_dir`. Anything else
+    (empty, a path such as "../x" or "/etc", a hidden name such as ".x") is a ValueError:
+    every reader of a run id from a page or an API call comes through here."""
+    if (not isinstance(run_id, str) or not run_id.strip() or run_id.startswith(".")
+            or Path(run_id).name != run_id or any(c in run_id for c in "/\\\0")
+            or len(run_id) > 255):
+        raise ValueError(f"not a run id: {run_id!r} (a run id is the name of a folder directly "
+                         f"inside the runs directory, not starting with '.')")
+    return Path(runs_dir) / run_id
+
+
+def new_run_id(runs_dir: str | os.PathLike[str], cfg: ResNeXtConfig, data: str,
+               taken: Any = ()) -> str:
+    """A fresh run id: `<UTC time>-c<C>d<d>-<depth>-<data>`, with -2, -3, ... when that
+    folder exists (or is in `taken`). A data argument's path separators become dashes."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = f"{stamp}-c{cfg.cardinality}d{cfg.bottleneck_width}-{cfg.depth}-{data}"
+    base = base.replace(":", "-").replace("/", "-").replace("\\", "-")
+    run_id, n = base, 1
+    while run_id in taken or (Path(runs_dir) / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether `pid` is a live (not zombie) process of `python -m resnext.train`."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): existence only
+            return True
+        except OSError:
+            return False
+    # A finished child not yet reaped is a zombie ('Z'): it trains no more.
+    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
+    return TRAINING_MODULE.encode() in cmdline and state != "Z"
+
+
+def running_pid(run_dir: Path) -> int | None:
+    """The pid of the live process training this run (status.json's), or None."""
+    status = read_status(run_dir)
+    pid = status.get("pid")
+    return pid if status.get("state") == "running" and pid_alive(pid) else None
+
+
+@dataclass
+class RunRecord:
+    """What a runs table shows of one run folder: read from its files, no torch."""
+
+    run_id: str
+    state: str  # one of RECORD_STATES (an app adds its own, e.g. "queued")
+    network: str  # the config's name, "?" when unreadable
+    dataset: str
+    epochs_done: int
+    epochs: int
+    test_accuracy: float | None  # the last finished epoch's (its weights are the saved ones)
+    seconds: float
+    device: str
+    started_at: str
+    error: str | None = None
+    best_accuracy: float | None = None  # the best epoch's, counted after `best_after`
+    best_epoch: int | None = None
+    best_after: int = 0  # seed-recipe runs count as pytorch-cifar100 does (`best_after`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def read_run(run_dir: Path) -> RunRecord | None:
+    """The record of a run folder, or None when it holds no run (yet)."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    status = read_status(run_dir)
+    if config is None:
+        if status.get("state") == "failed":  # failed before writing its config
+            return RunRecord(run_dir.name, "failed", "?", "?", 0, int(status.get("epochs") or 0),
+                             None, 0.0, str(status.get("device", "?")),
+                             str(status.get("started_at", "")), status.get("error"))
+        return None
+    history = read_metrics(run_dir)
+    state = status.get("state", "running")
+    if state == "running" and not pid_alive(status.get("pid")):
+        state = "interrupted"  # its process is gone: a restart (or a kill) ended it
+    after = best_after(config)
+    best = best_epoch(history, after) or {}
+    return RunRecord(
+        run_id=run_dir.name, state=state, network=_network_name(config.get("model")),
+        dataset=str((config.get("data") or {}).get("name", "?")),
+        epochs_done=len(history), epochs=int(config.get("epochs", 0)),
+        test_accuracy=history[-1].get("test_accuracy") if history else None,
+        seconds=sum(row.get("seconds", 0.0) for row in history),
+        device=str(config.get("environment", {}).get("device", status.get("device", "?"))),
+        started_at=str(status.get("started_at", "")), error=status.get("error"),
+        best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after)
+
+
+def _network_name(model: Any) -> str:
+    try:
+        return ResNeXtConfig.from_dict(model).name
+    except (ValueError, TypeError, AttributeError):
+        return "?"
+
+
+def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunRecord]:
+    """Every run in `runs_dir`, newest first (run ids start with their UTC time)."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    folders = sorted((p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.name, reverse=True)
+    return [record for record in map(read_run, folders) if record is not None]
+
+
+def has_masks(dataset: str) -> bool:
+    """Whether runs on `dataset` have test images with object masks (attributions can be
+    scored against them): the data registry says."""
+    entry = DATASETS.get(dataset)
+    return entry is not None and entry.masks
+
+
+def usable(record: RunRecord, runs_dir: str | os.PathLike[str], masks: bool = False) -> bool:
+    """Whether a run can be used (its weights loaded, evaluated, chosen): ended finished or
+    stopped, with saved weights; with `masks`, also trained on a dataset with masks."""
+    return (record.state in USABLE_STATES and (not masks or has_masks(record.dataset))
+            and model_file(Path(runs_dir) / record.run_id).is_file())
+
+
+def usable_run(runs_dir: str | os.PathLike[str], run_id: Any, masks: bool = False) -> Path:
+    """The folder of a usable run (see `usable`), or a ValueError that says why it is not."""
+    folder = run_dir(runs_dir, run_id)
+    record = read_run(folder) if folder.is_dir() else None
+    if record is None:
+        raise RunError(f"no run {run_id!r} in the runs directory")
+    if masks and not has_masks(record.dataset):
+        masked = " or ".join(name for name, entry in DATASETS.items() if entry.masks)
+        raise RunError(f"{run_id} was trained on {record.dataset}, whose test images have no "
+                       f"object masks; evaluation needs a run on {masked}")
+    if not usable(record, runs_dir):
+        raise RunError(f"{run_id} is {record.state}; only finished or stopped runs with saved "
+                       f"weights can be used")
+    return folder

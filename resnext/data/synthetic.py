@@ -20,28 +20,29 @@ import math
 
 import torch
 
-from ..validation import whole_number
+from ..validation import SEED_RANGE, whole_number
+from .registry import DATASETS, IMAGE_SIZE_RANGE, IMAGES_RANGE, SHAPE_CLASSES as CLASSES
 from .tensors import DatasetPair, ImageTensors, channel_stats
 
-CLASSES = ("disc", "square", "triangle", "cross", "ring", "bar")
 # Marker colours, one per class: far apart so that a 2x2 patch tells them apart.
 MARKER_COLOURS = torch.tensor([
     [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
     [1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0],
 ])
-SIZE_RANGE = (16, 256)
-COUNT_RANGE = (1, 1_000_000)
 # Images generated per chunk at 32 px: bounds the temporary float tensors to ~100 MB.
 _CHUNK_PIXELS = 2048 * 32 * 32
 
 
-def shapes(n_train: int = 10000, n_test: int = 1000, image_size: int = 32, seed: int = 0,
-           shortcut: float | None = None) -> DatasetPair:
+_SIZES, _SIDE = DATASETS["shapes"].sizes, DATASETS["shapes"].image_size  # the defaults
+
+
+def shapes(n_train: int = _SIZES[0], n_test: int = _SIZES[1], image_size: int = _SIDE,
+           seed: int = 0, shortcut: float | None = None) -> DatasetPair:
     """The shapes dataset: `.train`, `.test` (with `.masks`), `.classes`, `.mean`, `.std`."""
-    n_train = whole_number("n_train", n_train, *COUNT_RANGE)
-    n_test = whole_number("n_test", n_test, *COUNT_RANGE)
-    image_size = whole_number("image_size", image_size, *SIZE_RANGE)
-    seed = whole_number("seed", seed, 0, 2**31 - 1)
+    n_train = whole_number("n_train", n_train, *IMAGES_RANGE)
+    n_test = whole_number("n_test", n_test, *IMAGES_RANGE)
+    image_size = whole_number("image_size", image_size, *IMAGE_SIZE_RANGE)
+    seed = whole_number("seed", seed, *SEED_RANGE)
     if shortcut is not None:
         if isinstance(shortcut, bool) or not isinstance(shortcut, (int, float)) or not (
                 0.0 <= float(shortcut) <= 1.0):
@@ -117,12 +118,24 @@ def _shape_masks(labels: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torc
 def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
           shortcut: float | None, train: bool
           ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    n = labels.shape[0]
+    """A chunk's images (n, 3, size, size) in [0, 1], object masks and (marker masks, the
+    class each marker's colour stands for). The random draws come in a fixed order (the
+    background, the blob, the shape, the marker): the same generator gives the same bytes."""
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size  # pixel centres in [0, 1]
     ys, xs = coords.view(1, size, 1), coords.view(1, 1, size)
+    canvas = _background(labels.shape[0], size, xs, ys, generator)
+    canvas = _blob(canvas, xs, ys, generator)
+    canvas, object_mask = _shape(canvas, labels, xs, ys, generator)
+    if shortcut is None:
+        return canvas.clamp_(0, 1), object_mask, None
+    canvas, marker, marker_class = _marker(canvas, labels, generator, shortcut, train)
+    return canvas.clamp_(0, 1), object_mask & ~marker, (marker, marker_class)
 
-    # Background: two random colours mixed by stripes of random angle and frequency, plus
-    # pixel noise, so texture is everywhere and carries no label.
+
+def _background(n: int, size: int, xs: torch.Tensor, ys: torch.Tensor,
+                generator: torch.Generator) -> torch.Tensor:
+    """Two random colours mixed by stripes of random angle and frequency, plus pixel noise,
+    so texture is everywhere and carries no label."""
     colour_a = torch.rand(n, 3, 1, 1, generator=generator)
     colour_b = torch.rand(n, 3, 1, 1, generator=generator)
     angle = _uniform((n, 1, 1), 0, math.pi, generator)
@@ -132,17 +145,26 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
         2 * math.pi * frequency * (xs * torch.cos(angle) + ys * torch.sin(angle)) + phase)
     canvas = colour_a + (colour_b - colour_a) * (0.35 * stripes).unsqueeze(1)
     # Uniform pixel noise (std 0.04): a third of the cost of normal noise, same look.
-    canvas = canvas + 0.14 * (torch.rand(n, 3, size, size, generator=generator) - 0.5)
+    return canvas + 0.14 * (torch.rand(n, 3, size, size, generator=generator) - 0.5)
 
-    # Distractor: a soft blob of random colour, size and place, drawn under the shape.
+
+def _blob(canvas: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
+          generator: torch.Generator) -> torch.Tensor:
+    """The distractor: a soft blob of random colour, size and place, drawn under the shape."""
+    n = canvas.shape[0]
     blob_x = torch.rand(n, 1, 1, generator=generator)
     blob_y = torch.rand(n, 1, 1, generator=generator)
     blob_r = _uniform((n, 1, 1), 0.08, 0.2, generator)
     blob = torch.exp(-((xs - blob_x) ** 2 + (ys - blob_y) ** 2) / (2 * blob_r ** 2))
     blob_colour = torch.rand(n, 3, 1, 1, generator=generator)
-    canvas = canvas + (blob_colour - canvas) * (0.8 * blob).unsqueeze(1)
+    return canvas + (blob_colour - canvas) * (0.8 * blob).unsqueeze(1)
 
-    # The shape: centre, radius and rotation at random; it stays (mostly) inside the image.
+
+def _shape(canvas: torch.Tensor, labels: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's shape (centre, radius and rotation at random; it stays mostly inside the
+    image) painted over the canvas; returns the canvas and the shape's mask."""
+    n = canvas.shape[0]
     radius = _uniform((n, 1, 1), 0.22, 0.36, generator)
     centre_x = radius * 0.9 + torch.rand(n, 1, 1, generator=generator) * (1 - 1.8 * radius)
     centre_y = radius * 0.9 + torch.rand(n, 1, 1, generator=generator) * (1 - 1.8 * radius)
@@ -160,20 +182,24 @@ def _draw(labels: torch.Tensor, size: int, generator: torch.Generator,
     offset = colour.mean(dim=1, keepdim=True) - background_level
     shift = torch.where(darker, (-0.3 - offset).clamp(max=0), (0.3 - offset).clamp(min=0))
     colour = (colour + shift).clamp(0, 1)
-    canvas = torch.where(object_mask.unsqueeze(1), colour, canvas)
+    return torch.where(object_mask.unsqueeze(1), colour, canvas), object_mask
 
-    if shortcut is not None:
-        side = max(3, round(0.15 * size))  # 5 px at 32: small, yet learnable in minutes
-        random_class = torch.randint(len(CLASSES), (n,), generator=generator)
-        if train:
-            honest = torch.rand(n, generator=generator) < shortcut
-            marker_class = torch.where(honest, labels, random_class)
-        else:
-            marker_class = random_class
-        marker = torch.zeros(n, size, size, dtype=torch.bool)
-        marker[:, 1:1 + side, 1:1 + side] = True
-        canvas = torch.where(marker.unsqueeze(1), MARKER_COLOURS[marker_class].view(n, 3, 1, 1),
-                             canvas)
-        object_mask = object_mask & ~marker
-        return canvas.clamp_(0, 1), object_mask, (marker, marker_class)
-    return canvas.clamp_(0, 1), object_mask, None
+
+def _marker(canvas: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+            shortcut: float, train: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The shortcut marker in the top-left corner: in training its colour is the class's
+    with probability `shortcut` (else a random class's), in the test split always random.
+    Returns the canvas, the marker's mask and the class its colour stands for."""
+    n, size = canvas.shape[0], canvas.shape[-1]
+    side = max(3, round(0.15 * size))  # 5 px at 32: small, yet learnable in minutes
+    random_class = torch.randint(len(CLASSES), (n,), generator=generator)
+    if train:
+        honest = torch.rand(n, generator=generator) < shortcut
+        marker_class = torch.where(honest, labels, random_class)
+    else:
+        marker_class = random_class
+    marker = torch.zeros(n, size, size, dtype=torch.bool)
+    marker[:, 1:1 + side, 1:1 + side] = True
+    canvas = torch.where(marker.unsqueeze(1), MARKER_COLOURS[marker_class].view(n, 3, 1, 1),
+                         canvas)
+    return canvas, marker, marker_class
