@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from . import components as ui
 from .context import AppOptions, TabContext
 from .selection import default_selection
 from .shared.models import WeightsChoice
@@ -55,9 +56,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 attributions.build(ctx)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(ctx)
-        ping_button = gr.Button(visible=False)
         # Queued like every real endpoint, so it measures the same path minus the work.
-        ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping")
+        ui.api(ping, "ping")
     return demo
 
 

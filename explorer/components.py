@@ -1,4 +1,5 @@
-"""Input controls that name themselves when Gradio refuses a value, or leave it to us.
+"""Input controls that name themselves when Gradio refuses a value, or leave it to us; handlers
+that answer by name; endpoints that only serve the API.
 
 Gradio checks a value sent to a Slider, Number, Radio or Dropdown before our handler runs
 ("Value 0 is less than minimum value 1."), and a NaN or a string sent to a numeric
@@ -16,9 +17,11 @@ per-session copy made with `block.__class__(**props)`, which keeps the class, no
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import gradio as gr
 
@@ -80,3 +83,43 @@ class Dropdown(gr.Dropdown):
 
     def preprocess(self, payload: Any) -> Any:
         return _guarded(self, payload, super().preprocess)
+
+
+# Outputs by name, and API-only endpoints ---------------------------------------------------
+
+def by_name(handler: Callable[..., Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`fn` and `outputs` for an event whose handler answers by name.
+
+    The handler returns `{name: value}` for the outputs it sets; Gradio gets
+    `{component: value}`, and every output left out keeps its value (as `gr.skip()` would,
+    so there are no positional tuples of skips). Anything else it returns (`gr.skip()` for
+    all of them) passes through. A name that is not an output is a bug: it raises.
+    """
+    named = dict(outputs)
+
+    @functools.wraps(handler)
+    def answer(*args: Any, **kwargs: Any) -> Any:
+        result = handler(*args, **kwargs)
+        if not isinstance(result, dict) or "__type__" in result:
+            return result
+        unknown = set(result) - set(named)
+        if unknown:
+            raise KeyError(f"{handler.__name__} answered {sorted(unknown)}, which are not "
+                           f"its outputs {list(named)}")
+        return {named[name]: value for name, value in result.items()}
+
+    return {"fn": answer, "outputs": list(named.values())}
+
+
+def api(fn: Callable[..., Any], api_name: str, **options: Any) -> None:
+    """An endpoint that only serves the API (`gr.api`): no hidden components or buttons.
+
+    Its parameters, defaults and outputs come from `fn`'s type hints. gr.api reads the
+    return annotation as written (`inspect.signature` without `eval_str`), so under
+    `from __future__ import annotations` a `tuple[...]` would count as one output: the
+    evaluated signature is set on `fn` first. gr.api runs without pre- or postprocessing:
+    `fn` checks every value itself (ours do, under the argument's name) and cannot take
+    `gr.Progress` (Gradio 6.31 calls the default while declaring the endpoint).
+    """
+    fn.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+    gr.api(fn, api_name=api_name, **options)

@@ -127,3 +127,49 @@ def test_depth_choice_sets_blocks_and_stem(client):
                                api_name="/apply_depth")) == ["3, 4, 23, 3", "imagenet", 320, 37]
     assert list(client.predict("custom", "2, 2", "cifar", 48, 7, api_name="/apply_depth")) == [
         "2, 2", "cifar", 48, 7]
+
+
+def test_api_only_endpoints_check_what_the_controls_used_to(client):
+    # gr.api does no preprocessing: each value is checked by the handler, under its name.
+    with pytest.raises(AppError, match=r"stem must be one of \('imagenet', 'cifar'\), got 'resnet'"):
+        client.predict("101", "3, 4, 6, 3", "resnet", 224, 1000, api_name="/apply_depth")
+    with pytest.raises(AppError, match=r"classes must be an integer in \[1, 100000\], got 'x'"):
+        client.predict("custom", "2, 2", "cifar", 48, "x", api_name="/apply_depth")
+    with pytest.raises(AppError, match=r"unknown preset 'nope'; choose one of resnet50, "):
+        client.predict("nope", api_name="/apply_preset")
+    with pytest.raises(AppError, match="'custom' stands for the values on the page's controls"):
+        client.predict("custom", api_name="/apply_preset")
+    with pytest.raises(AppError, match=r"cardinality C must be an integer in \[1, 1024\], got 'abc'"):
+        client.predict("abc", 4, "3, 4, 6, 3", "imagenet", "c", False, 1000, 224, False, 2,
+                       api_name="/summary")
+    assert client.predict(api_name="/ping") == "ok"
+
+
+def test_api_only_endpoints_keep_their_defaults(client):
+    # As when the page's controls stood behind them: the controls' first values.
+    assert list(client.predict("29", api_name="/apply_depth")) == ["3, 3, 3", "cifar", 32, 10]
+    assert list(client.predict(api_name="/apply_preset"))[:3] == [32, 4, "3, 4, 6, 3"]
+
+
+# What needs session state (or reports progress) is an event; the rest only serves the API.
+SESSION_EVENTS = {"analyze", "pin", "unpin", "clear_pins", "compare_pins", "use_run",
+                  "run", "sweep"}
+API_ONLY = {"ping", "figures", "summary", "apply_preset", "apply_depth", "apply_json",
+            "complexity_breakdown", "complexity_sweep", "accuracy_vs_cost", "train_start",
+            "train_status", "train_stop", "runs"}
+
+
+def test_endpoints_without_session_state_have_no_hidden_trigger(tmp_path):
+    from explorer.app import create_app
+    from explorer.context import AppOptions
+
+    demo = create_app(AppOptions(runs_dir=tmp_path / "runs", data_dir=tmp_path / "data"))
+    fns = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert {name for name in SESSION_EVENTS | API_ONLY if fns[name].targets} == SESSION_EVENTS
+    # Queues as before: arithmetic beside arithmetic, summaries in twos, one forward pass.
+    queues = {name: (fns[name].concurrency_id, fns[name].concurrency_limit)
+              for name in ("analyze", "figures", "summary", "run", "sweep")}
+    assert queues == {"analyze": ("cheap", 8), "figures": ("cheap", 8),
+                      "summary": ("summary", 2), "run": ("forward", 1),
+                      "sweep": ("forward", 1)}
+    assert all(fns[name].queue for name in API_ONLY)  # /ping measures the queued path

@@ -352,17 +352,19 @@ def test_cuda_run_reports_max_memory_allocated():
 
 def test_run_button_adds_rows_to_the_users_table():
     selection = Selection(TINY, TINY_SIDE)
-    html, top5, history, table, csv_file = run_tab.run_selected(
-        selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2, [])
+    answer = run_tab.run_selected(selection, WeightsChoice(), "cpu", 2, "float32", False, 1, 2,
+                                  [])
+    html, top5, history, csv_file = (answer[name] for name in ("result", "top5", "history",
+                                                                "csv"))
     assert "Median latency" in html and "2×1000" in html and "as expected" in html
-    assert top5["visible"] is False
+    assert top5["visible"] is False and answer["table"] == history
     # The runs table's CSV: the same rows, offered once there is one.
     assert csv_file["visible"] is True
     lines = open(csv_file["value"], encoding="utf-8").read().strip().splitlines()
     assert lines[0] == ",".join(views.HISTORY_COLUMNS) and lines[1].startswith(f"1,{TINY.name},")
     assert len(history) == 1 and history[0][1] == TINY.name and history[0][3] == 2
-    _, _, history, _, _ = run_tab.run_selected(
-        selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)
+    history = run_tab.run_selected(
+        selection, WeightsChoice(), "cpu", 1, "bfloat16", True, 0, 1, history)["history"]
     assert [row[0] for row in history] == [1, 2]
     assert history[1][3:5] == [1, "cpu · bfloat16 · channels-last"]
 
@@ -381,8 +383,9 @@ def test_device_change_offers_only_its_dtypes():
 
 
 def test_sweep_button_shows_the_chart():
-    plot, note = run_tab.sweep_selected(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu",
-                                        "float32", False, 1, 2)
+    answer = run_tab.sweep_selected(Selection(TINY, TINY_SIDE), WeightsChoice(), "cpu",
+                                    "float32", False, 1, 2)
+    plot, note = answer["sweep_plot"], answer["sweep_note"]
     assert plot["visible"] is True and [list(t.x) for t in plot["value"].data] == [[1, 2]] * 2
     assert note["visible"] is False
 
@@ -444,6 +447,18 @@ def test_api_sweep(client):
     result = client.predict(TINY_JSON, None, "cpu", "float32", False, 1, 4, "random",
                             api_name="/sweep")
     assert [p["batch_size"] for p in result["points"]] == [1, 2, 4]
+
+
+def test_api_sweep_reports_its_progress_to_the_caller(client):
+    """Why /run and /sweep stay events, not gr.api: a caller sees each pass go by."""
+    job = client.submit(TINY_JSON, None, "cpu", "float32", False, 20, 8, "random",
+                        api_name="/sweep")
+    seen = set()
+    while not job.done():
+        seen.update(p.desc for p in job.status().progress_data or [])
+        time.sleep(0.01)
+    assert [p["batch_size"] for p in job.result()["points"]] == [1, 2, 4, 8]
+    assert any(desc and "timed iteration" in desc for desc in seen), seen
 
 
 def test_api_lists_run_and_sweep(client):

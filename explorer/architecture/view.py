@@ -10,7 +10,7 @@ from resnext import ComplexityReport
 from resnext import SEED_152_BLOCKS
 from resnext.validation import whole_number
 
-from ..selection import CIFAR_SETTING, CUSTOM, IMAGENET_SETTING, Selection
+from ..selection import CIFAR_SETTING, IMAGENET_SETTING, Selection
 from ..shared import formatting as fmt
 from ..shared import plots
 from ..shared.cards import card, cards
@@ -74,8 +74,7 @@ def view(selection: Selection, baseline: str = DEFAULT_BASELINE) -> Architecture
 def preset_selection(preset: str) -> Selection:
     """A preset at its native input size (224 for ImageNet nets, 32 for CIFAR ones)."""
     if preset not in resnext.PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of "
-                         f"{', '.join([*resnext.PRESETS, CUSTOM])}")
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(resnext.PRESETS)}")
     return Selection(resnext.PRESETS[preset], resnext.NATIVE_IMAGE_SIZE[preset])
 
 

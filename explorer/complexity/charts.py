@@ -330,11 +330,34 @@ def sweep_csv(data: dict[str, Any]) -> str:
     return downloads.csv_text(columns, ([p[c] for c in columns] for p in data["points"]))
 
 
+def _sweep_axis(data: dict[str, Any]) -> dict[str, Any]:
+    """The swept variable's axis: log for geometric spacing, ticks where they read well."""
+    variable, points = data["variable"], data["points"]
+    log = data["spacing"] == "geometric" and variable != "depth"
+    axis: dict[str, Any] = {"type": "log"} if log else {}
+    if log and variable in ("cardinality", "bottleneck_width"):
+        axis.update(dtick=math.log10(2), tick0=0)  # ticks at 1, 2, 4, 8, ...
+    if variable == "depth":
+        axis.update(tickvals=sorted(IMAGENET_DEPTHS))
+    if variable == "image_size":
+        # Plotly's log ticks label every 1..9 of a decade ("2 3 4 5 ... 100 2 3"), which
+        # overlap: label the usual input sides only.
+        values = [p["value"] for p in points]
+        low, high = min(values), max(values)
+        axis.update(tickvals=[v for v in RESOLUTION_TICKS if low <= v <= high] or values)
+    return axis
+
+
+def _sweep_axis_title(data: dict[str, Any]) -> str:
+    if data["keep_complexity"]:
+        return "cardinality C (d = preserving_width(C), paper Table 2)"
+    return SWEEP_VARIABLES[data["variable"]]
+
+
 def sweep_figure(data: dict[str, Any]):
     go = _go()
-    variable = data["variable"]
     fig = plots.subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                    subplot_titles=("Parameters", "Multiply-adds (MACs, conv + fc, batch 1)"))
+                         subplot_titles=("Parameters", "Multiply-adds (MACs, conv + fc, batch 1)"))
     points, current = data["points"], data["current"]
 
     def hover(unit: str) -> str:
@@ -369,23 +392,8 @@ def sweep_figure(data: dict[str, Any]):
                     "line": {"width": 1, "color": "white"}},
             customdata=details([current]), hovertemplate="current config: " + hover(unit)),
             row=row, col=1)
-    log = data["spacing"] == "geometric" and variable != "depth"
-    axis: dict[str, Any] = {"type": "log"} if log else {}
-    if log and variable in ("cardinality", "bottleneck_width"):
-        axis.update(dtick=math.log10(2), tick0=0)  # ticks at 1, 2, 4, 8, ...
-    if variable == "depth":
-        axis.update(tickvals=sorted(IMAGENET_DEPTHS))
-    if variable == "image_size":
-        # Plotly's log ticks label every 1..9 of a decade ("2 3 4 5 ... 100 2 3"), which
-        # overlap: label the usual input sides only.
-        values = [p["value"] for p in points]
-        low, high = min(values), max(values)
-        axis.update(tickvals=[v for v in RESOLUTION_TICKS if low <= v <= high] or values)
-    title = SWEEP_VARIABLES[variable]
-    if data["keep_complexity"]:
-        title = "cardinality C (d = preserving_width(C), paper Table 2)"
-    fig.update_xaxes(**axis)
-    fig.update_xaxes(title_text=title, row=2, col=1)
+    fig.update_xaxes(**_sweep_axis(data))
+    fig.update_xaxes(title_text=_sweep_axis_title(data), row=2, col=1)
     # From zero: Table 2's "nearly flat" line should look as flat as it is.
     fig.update_yaxes(tickformat="~s", rangemode="tozero")
     fig.update_yaxes(title_text="parameters", row=1, col=1)

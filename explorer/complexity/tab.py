@@ -7,7 +7,7 @@ Layout and wiring only; the charts and their data are in `charts`.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 import gradio as gr
 
@@ -30,81 +30,98 @@ GROUPING_CHOICES = [("per stage", "stage"), ("per layer type", "layer type")]
 VARIABLE_CHOICES = [(label, key) for key, label in charts.SWEEP_VARIABLES.items()]
 DEFAULT_SWEEP = "cardinality"
 DEFAULT_SWEEP_POINTS = 24
+DEFAULT_SPACING = "geometric"
+DEFAULT_KEEP = True
+
+
+# The API's choices, from the one place each is defined (they show in the API page).
+Scale = Literal[charts.SCALES]
+Grouping = Literal[charts.GROUPINGS]
+SweepVariable = Literal[tuple(charts.SWEEP_VARIABLES)]
+Spacing = Literal[charts.SPACINGS]
 
 
 # Handlers ------------------------------------------------------------------------------
-# Page handlers read the per-session Selection and keep the page as it was when a value is
-# refused; the API twins take a config JSON (or the session's pins) and raise instead.
+# Page handlers read the per-session Selection, answer by name (`ui.by_name`) and keep the
+# page as it was when a value is refused; the API's take a config JSON (or the session's
+# pins) and raise instead.
 
 def _sweep(selection: Selection, variable: str, start: Any, stop: Any, points: Any,
-           spacing: str, keep: bool) -> tuple[Any, str, str]:
+           spacing: str, keep: bool) -> dict[str, Any]:
     request = charts.SweepRequest(variable, start, stop, points, spacing, keep)
     data = charts.sweep_data(selection, request)
     csv_path = downloads.write_download(charts.sweep_csv(data), "resnext-sweep", ".csv")
-    return charts.sweep_figure(data), data["note"], str(csv_path)
+    return {"sweep_plot": charts.sweep_figure(data), "sweep_note": data["note"],
+            "sweep_csv": str(csv_path)}
+
+
+def _breakdown(selection: Selection, scale: str, group_by: str) -> dict[str, Any]:
+    return {"breakdown": charts.breakdown_figure(charts.breakdown_data(selection, scale,
+                                                                        group_by))}
 
 
 @keep_state
-def draw_breakdown(selection: Selection, scale: str, group_by: str):
-    return charts.breakdown_figure(charts.breakdown_data(selection, scale, group_by))
+def draw_breakdown(selection: Selection, scale: str, group_by: str) -> dict[str, Any]:
+    return _breakdown(selection, scale, group_by)
 
 
 @keep_state
 def draw_sweep(selection: Selection, variable: str, start: float, stop: float, points: float,
-               spacing: str, keep: bool):
+               spacing: str, keep: bool) -> dict[str, Any]:
     return _sweep(selection, variable, start, stop, points, spacing, keep)
 
 
 @keep_state
 def draw_all(selection: Selection, scale: str, group_by: str, variable: str, start: float,
-             stop: float, points: float, spacing: str, keep: bool):
+             stop: float, points: float, spacing: str, keep: bool) -> dict[str, Any]:
     """Every chart that depends on the selection (the Architecture controls moved)."""
-    breakdown = charts.breakdown_figure(charts.breakdown_data(selection, scale, group_by))
     try:
-        sweep_plot, sweep_note, sweep_file = _sweep(selection, variable, start, stop, points,
-                                                    spacing, keep)
+        sweep = _sweep(selection, variable, start, stop, points, spacing, keep)
     except ValueError as error:
         # A half-typed sweep range must not stop the other charts from following the config.
-        sweep_plot, sweep_note, sweep_file = gr.skip(), f"**Sweep not redrawn:** {error}", gr.skip()
+        sweep = {"sweep_note": f"**Sweep not redrawn:** {error}"}
     accuracy = charts.accuracy_data(selection)
-    return (breakdown, sweep_plot, sweep_note, sweep_file, charts.accuracy_figure(accuracy),
-            charts.accuracy_note(accuracy))
+    return {**_breakdown(selection, scale, group_by), **sweep,
+            "accuracy_plot": charts.accuracy_figure(accuracy),
+            "accuracy_note": charts.accuracy_note(accuracy)}
 
 
 @keep_state
-def sweep_defaults(variable: str):
+def sweep_defaults(variable: str) -> dict[str, Any]:
     """Range fields for a newly chosen sweep variable."""
     if variable not in charts.SWEEP_DEFAULTS:
         raise ValueError(f"sweep variable must be one of {list(charts.SWEEP_DEFAULTS)}")
-    return charts.SWEEP_DEFAULTS[variable]
+    start, stop = charts.SWEEP_DEFAULTS[variable]
+    return {"start": start, "stop": stop}
 
 
-def _compare_outputs(pins: list[charts.Pin], note: str):
+def _compare_outputs(pins: list[charts.Pin], note: str) -> dict[str, Any]:
+    """What the pins fill, by `Pins.outputs` name; "json" is the API's copy of the data."""
     data = charts.compare_data(pins)
     csv_path = downloads.write_download(charts.compare_csv(data), "resnext-pins", ".csv")
-    return (pins, charts.compare_rows(data), charts.stage_compare_rows(data),
-            charts.compare_figure(data), gr.update(choices=charts.pin_labels(pins), value=[]),
-            note, str(csv_path) if pins else None, data)
+    return {"pins": pins, "table": charts.compare_rows(data),
+            "stage_table": charts.stage_compare_rows(data), "plot": charts.compare_figure(data),
+            "to_remove": gr.update(choices=charts.pin_labels(pins), value=[]), "note": note,
+            "csv": str(csv_path) if pins else None, "json": data}
 
 
-def pin_current(selection: Selection, pins: list[charts.Pin]):
+def pin_current(selection: Selection, pins: list[charts.Pin]) -> dict[str, Any]:
     pins, note = charts.pin(pins, selection)
     return _compare_outputs(pins, note)
 
 
-def unpin_selected(pins: list[charts.Pin], labels: list[str] | None):
+def unpin_selected(pins: list[charts.Pin], labels: list[str] | None) -> dict[str, Any]:
     if not labels:
         return _compare_outputs(pins, "Choose pins to remove first.")
     kept = charts.unpin(pins, labels)
     return _compare_outputs(kept, f"Removed {len(pins) - len(kept)} pin(s).")
 
 
-def clear_pins(pins: list[charts.Pin]):
+def clear_pins(pins: list[charts.Pin]) -> dict[str, Any]:
     return _compare_outputs([], f"Removed all {len(pins)} pin(s)." if pins else "")
 
 
-@keep_state
-def show_pins(pins: list[charts.Pin]):
+def show_pins(pins: list[charts.Pin]) -> dict[str, Any]:
     return _compare_outputs(pins, "")
 
 
@@ -115,14 +132,18 @@ def compare_json(pins: list[charts.Pin]) -> dict:
 
 
 @user_errors
-def breakdown_json(config_json: str, scale: str, group_by: str) -> dict:
+def breakdown_json(config_json: str, scale: Scale = "absolute",
+                   group_by: Grouping = "stage") -> dict:
     """Params and MACs per stage and layer type of a config JSON (API endpoint /complexity_breakdown)."""
     return charts.breakdown_data(Selection.from_json(config_json), scale, group_by)
 
 
 @user_errors
-def sweep_json(config_json: str, variable: str, start: float, stop: float, points: float,
-               spacing: str, keep: bool) -> dict:
+def sweep_json(config_json: str, variable: SweepVariable = DEFAULT_SWEEP,
+               start: int = charts.SWEEP_DEFAULTS[DEFAULT_SWEEP][0],
+               stop: int = charts.SWEEP_DEFAULTS[DEFAULT_SWEEP][1],
+               points: int = DEFAULT_SWEEP_POINTS, spacing: Spacing = DEFAULT_SPACING,
+               keep: bool = DEFAULT_KEEP) -> dict:
     """One variable of a config JSON swept (API endpoint /complexity_sweep)."""
     request = charts.SweepRequest(variable, start, stop, points, spacing, keep)
     return charts.sweep_data(Selection.from_json(config_json), request)
@@ -156,9 +177,10 @@ class Sweep:
             self.stop = ui.Number(stop, precision=0, label="To", scale=1, min_width=90)
             self.points = ui.Slider(2, charts.MAX_SWEEP_POINTS, value=DEFAULT_SWEEP_POINTS,
                                     step=1, precision=0, label="Points", scale=2, min_width=160)
-            self.spacing = ui.Radio(list(charts.SPACINGS), value="geometric", label="Spacing",
-                                    scale=2, min_width=160)
-            self.keep = gr.Checkbox(True, label="Keep complexity", scale=3, min_width=200)
+            self.spacing = ui.Radio(list(charts.SPACINGS), value=DEFAULT_SPACING,
+                                    label="Spacing", scale=2, min_width=160)
+            self.keep = gr.Checkbox(DEFAULT_KEEP, label="Keep complexity", scale=3,
+                                    min_width=200)
         self.note = gr.Markdown()
         self.plot = gr.Plot(show_label=False)
         self.csv = gr.DownloadButton("Download the sweep (CSV)", size="sm", variant="secondary")
@@ -196,10 +218,11 @@ class Pins:
         self.csv = gr.DownloadButton("Download the pins (CSV)", size="sm", variant="secondary")
 
     @property
-    def outputs(self) -> list[Any]:
-        """`_compare_outputs` order, less the JSON (page) or with it (API)."""
-        return [self.state, self.table, self.stage_table, self.plot, self.to_remove, self.note,
-                self.csv]
+    def outputs(self) -> dict[str, Any]:
+        """What `_compare_outputs` fills, by name (the API adds its "json")."""
+        return {"pins": self.state, "table": self.table, "stage_table": self.stage_table,
+                "plot": self.plot, "to_remove": self.to_remove, "note": self.note,
+                "csv": self.csv}
 
 
 def build(ctx: TabContext) -> None:
@@ -215,22 +238,26 @@ def build(ctx: TabContext) -> None:
 
 def _wire(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, accuracy: Accuracy,
           pins: Pins) -> None:
-    _api_endpoints(ctx, breakdown, sweep, pins)
+    _api_endpoints(ctx, pins)
     quiet = dict(api_visibility="private", trigger_mode="always_last", show_progress="hidden")
-    all_inputs = [ctx.selection, breakdown.scale, breakdown.group_by, *sweep.inputs]
-    all_outputs = [breakdown.plot, sweep.plot, sweep.note, sweep.csv, accuracy.plot,
-                   accuracy.note]
+    sweep_outputs = {"sweep_plot": sweep.plot, "sweep_note": sweep.note, "sweep_csv": sweep.csv}
+    charts_io = dict(**ui.by_name(draw_all, {"breakdown": breakdown.plot, **sweep_outputs,
+                                             "accuracy_plot": accuracy.plot,
+                                             "accuracy_note": accuracy.note}),
+                     inputs=[ctx.selection, breakdown.scale, breakdown.group_by, *sweep.inputs],
+                     **quiet)
     # The Architecture tab's controls set the Selection; every chart follows it.
-    ctx.selection.change(draw_all, all_inputs, all_outputs, **quiet)
-    ctx.demo.load(draw_all, all_inputs, all_outputs, **quiet)
+    ctx.selection.change(**charts_io)
+    ctx.demo.load(**charts_io)
     for control in (breakdown.scale, breakdown.group_by):
-        control.input(draw_breakdown, [ctx.selection, breakdown.scale, breakdown.group_by],
-                      breakdown.plot, **quiet)
-    sweep_io = dict(fn=draw_sweep, inputs=[ctx.selection, *sweep.inputs],
-                    outputs=[sweep.plot, sweep.note, sweep.csv], **quiet)
+        control.input(**ui.by_name(draw_breakdown, {"breakdown": breakdown.plot}),
+                      inputs=[ctx.selection, breakdown.scale, breakdown.group_by], **quiet)
+    sweep_io = dict(**ui.by_name(draw_sweep, sweep_outputs), inputs=[ctx.selection, *sweep.inputs],
+                    **quiet)
     # `select`, not `input` (which a dropdown re-fires on blur, resetting a typed From/To).
-    sweep.variable.select(sweep_defaults, [sweep.variable], [sweep.start, sweep.stop],
-                          api_visibility="private", show_progress="hidden").then(**sweep_io)
+    sweep.variable.select(**ui.by_name(sweep_defaults, {"start": sweep.start, "stop": sweep.stop}),
+                          inputs=[sweep.variable], api_visibility="private",
+                          show_progress="hidden").then(**sweep_io)
     sweep.points.release(**sweep_io)
     for control in (sweep.spacing, sweep.keep):
         control.input(**sweep_io)
@@ -238,40 +265,41 @@ def _wire(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, accuracy: Accurac
         number.submit(**sweep_io)
         number.blur(**sweep_io)
 
-    page = dict(outputs=pins.outputs, api_visibility="private")
-    pins.pin_button.click(_page(pin_current), [ctx.selection, pins.state], **page)
-    pins.remove_button.click(_page(unpin_selected), [pins.state, pins.to_remove], **page)
-    pins.clear_button.click(_page(clear_pins), [pins.state], **page)
-    ctx.demo.load(_page(show_pins.__wrapped__), [pins.state], **page, show_progress="hidden")
+    def page(handler: Any, inputs: list[Any], **options: Any) -> dict[str, Any]:
+        return dict(**ui.by_name(_page(handler), pins.outputs), inputs=inputs,
+                    api_visibility="private", **options)
+
+    pins.pin_button.click(**page(pin_current, [ctx.selection, pins.state]))
+    pins.remove_button.click(**page(unpin_selected, [pins.state, pins.to_remove]))
+    pins.clear_button.click(**page(clear_pins, [pins.state]))
+    ctx.demo.load(**page(show_pins, [pins.state], show_progress="hidden"))
 
 
 def _page(handler: Any) -> Any:
     """A pin handler for the page: its outputs less the API's JSON; a refusal keeps them all."""
     @functools.wraps(handler)
-    def page(*args: Any) -> Any:
-        return handler(*args)[:-1]
+    def page(*args: Any) -> dict[str, Any]:
+        answer = handler(*args)
+        answer.pop("json")
+        return answer
 
     return keep_state(page)
 
 
-def _api_endpoints(ctx: TabContext, breakdown: Breakdown, sweep: Sweep, pins: Pins) -> None:
-    """Named endpoints (README: "HTTP API") on hidden triggers: each chart's data as JSON,
-    and the session's pins; they raise errors to the caller."""
+def _api_endpoints(ctx: TabContext, pins: Pins) -> None:
+    """Named endpoints (README: "HTTP API"); they raise errors to the caller. The session's
+    pins are session state, which only events reach: those are events on hidden triggers.
+    Each chart's data as JSON holds none: `gr.api`."""
     with gr.Group(visible=False):
-        config_in = gr.Textbox()
-        compare_out = gr.JSON()
-        chart_out = gr.JSON()
-        (pin_button, unpin_button, clear_button, breakdown_button, sweep_button,
-         accuracy_button, compare_button) = (gr.Button() for _ in range(7))
-    api_pins = [*pins.outputs, compare_out]
-    pin_button.click(user_errors(pin_current), [ctx.selection, pins.state], api_pins,
-                     api_name="pin")
-    unpin_button.click(user_errors(unpin_selected), [pins.state, pins.to_remove], api_pins,
-                       api_name="unpin")
-    clear_button.click(user_errors(clear_pins), [pins.state], api_pins, api_name="clear_pins")
-    compare_button.click(compare_json, [pins.state], chart_out, api_name="compare_pins")
-    breakdown_button.click(breakdown_json, [config_in, breakdown.scale, breakdown.group_by],
-                           chart_out, api_name="complexity_breakdown")
-    sweep_button.click(sweep_json, [config_in, *sweep.inputs], chart_out,
-                       api_name="complexity_sweep")
-    accuracy_button.click(accuracy_json, [config_in], chart_out, api_name="accuracy_vs_cost")
+        pins_json = gr.JSON()
+        pin_button, unpin_button, clear_button, compare_button = (gr.Button() for _ in range(4))
+    for button, handler, inputs, name in (
+            (pin_button, pin_current, [ctx.selection, pins.state], "pin"),
+            (unpin_button, unpin_selected, [pins.state, pins.to_remove], "unpin"),
+            (clear_button, clear_pins, [pins.state], "clear_pins")):
+        button.click(**ui.by_name(user_errors(handler), {**pins.outputs, "json": pins_json}),
+                     inputs=inputs, api_name=name)
+    compare_button.click(compare_json, [pins.state], pins_json, api_name="compare_pins")
+    ui.api(breakdown_json, "complexity_breakdown")
+    ui.api(sweep_json, "complexity_sweep")
+    ui.api(accuracy_json, "accuracy_vs_cost")

@@ -55,7 +55,7 @@ def preview(selection: Selection, weights: WeightsChoice | None, device: str,
 @keep_state
 def run_selected(selection: Selection, weights: WeightsChoice | None, device: str,
                  batch_size: float, dtype: str, channels_last: bool, warmup: float,
-                 iterations: float, history: list, progress=gr.Progress()):
+                 iterations: float, history: list, progress=gr.Progress()) -> dict[str, Any]:
     """The Run button: measure, show the result, and add it to this user's table."""
     weights = _weights(weights)
     selection = views.network_for(weights, selection)
@@ -68,14 +68,14 @@ def run_selected(selection: Selection, weights: WeightsChoice | None, device: st
                          label=f"Top-5 of image 1 of the batch ({result.weights_label})")
     else:
         top5 = gr.update(value=None, visible=False)
-    return (views.result_html(result), top5, rows, rows,
-            gr.update(value=views.history_csv(rows), visible=True))
+    return {"result": views.result_html(result), "top5": top5, "history": rows, "table": rows,
+            "csv": gr.update(value=views.history_csv(rows), visible=True)}
 
 
 @keep_state
 def sweep_selected(selection: Selection, weights: WeightsChoice | None, device: str, dtype: str,
                    channels_last: bool, iterations: float, max_batch: float,
-                   progress=gr.Progress()):
+                   progress=gr.Progress()) -> dict[str, Any]:
     """The sweep button: latency and throughput for batch 1, 2, 4, ... up to `max_batch`."""
     selection = views.network_for(_weights(weights), selection)
     request = runner.make_request(selection.config, selection.image_size, device, 1, dtype,
@@ -86,8 +86,8 @@ def sweep_selected(selection: Selection, weights: WeightsChoice | None, device: 
              f"{request.device.key}, {request.dtype}, {layout}, {request.iterations} timed passes "
              f"per point")
     note = "\n".join(f"- Not run: {html.escape(s)}" for s in sweep.skipped)
-    return (gr.update(value=views.batch_sweep_figure(sweep, title), visible=True),
-            gr.update(value=note, visible=bool(note)))
+    return {"sweep_plot": gr.update(value=views.batch_sweep_figure(sweep, title), visible=True),
+            "sweep_note": gr.update(value=note, visible=bool(note))}
 
 
 def _request_from_api(config_json: str, image_size: Any, device: str, batch_size: Any,
@@ -124,8 +124,8 @@ def sweep_api(config_json: str, image_size: float | None, device: str, dtype: st
     return runner.sweep(request, max_batch, _reporter(progress)).as_dict()
 
 
-def clear_history():
-    return [], [], gr.update(value=None, visible=False)
+def clear_history() -> dict[str, Any]:
+    return {"history": [], "table": [], "csv": gr.update(value=None, visible=False)}
 
 
 # Layout -----------------------------------------------------------------------------------
@@ -178,6 +178,12 @@ class Results:
                                   column_widths=["4%", "13%", "5%", "7%", "12%", "9%", "12%",
                                                  "10%", "9%", "10%", "9%"])
 
+    @property
+    def run_outputs(self) -> dict[str, Any]:
+        """What a run fills, by name (clearing the table empties the last three)."""
+        return {"result": self.result, "top5": self.top5, "history": self.history,
+                "table": self.table, "csv": self.csv}
+
 
 def build(ctx: TabContext) -> None:
     with gr.Row(equal_height=False, elem_classes=["rx-wrap"]):
@@ -192,18 +198,16 @@ def build(ctx: TabContext) -> None:
 
 def _wire(ctx: TabContext, s: Settings, r: Results) -> None:
     _api_endpoints()
-    s.run_button.click(run_selected,
-                       [ctx.selection, ctx.weights, s.device, s.batch, s.dtype, s.channels_last,
-                        s.warmup, s.iterations, r.history],
-                       [r.result, r.top5, r.history, r.table, r.csv],
-                       api_visibility="private", show_progress="full", show_progress_on=r.result,
-                       **FORWARD_QUEUE)
-    s.sweep_button.click(sweep_selected,
-                         [ctx.selection, ctx.weights, s.device, s.dtype, s.channels_last,
-                          s.iterations, s.max_batch], [r.sweep_plot, r.sweep_note],
-                         api_visibility="private", show_progress="full",
-                         show_progress_on=r.result, **FORWARD_QUEUE)
-    r.clear_button.click(clear_history, None, [r.history, r.table, r.csv],
+    shown = dict(api_visibility="private", show_progress="full", show_progress_on=r.result,
+                 **FORWARD_QUEUE)
+    s.run_button.click(**ui.by_name(run_selected, r.run_outputs),
+                       inputs=[ctx.selection, ctx.weights, s.device, s.batch, s.dtype,
+                               s.channels_last, s.warmup, s.iterations, r.history], **shown)
+    s.sweep_button.click(**ui.by_name(sweep_selected, {"sweep_plot": r.sweep_plot,
+                                                       "sweep_note": r.sweep_note}),
+                         inputs=[ctx.selection, ctx.weights, s.device, s.dtype, s.channels_last,
+                                 s.iterations, s.max_batch], **shown)
+    r.clear_button.click(**ui.by_name(clear_history, r.run_outputs), inputs=None,
                          api_visibility="private", queue=False)
     s.device.change(device_options, [s.device, s.dtype], s.dtype, api_visibility="private",
                     show_progress="hidden")
@@ -219,7 +223,11 @@ def _wire(ctx: TabContext, s: Settings, r: Results) -> None:
 
 def _api_endpoints() -> None:
     """Named endpoints /run and /sweep: a config as JSON and plain values, so a script needs
-    no browser state. No bounds on these hidden inputs: the service checks every value."""
+    no browser state. No bounds on these hidden inputs: the service checks every value.
+
+    They hold no session state, yet stay events on hidden inputs rather than `gr.api`: a run
+    takes seconds to minutes and reports its progress to the caller (gradio_client's
+    `job.status()`), which needs `gr.Progress`, and gr.api cannot take it (`ui.api`)."""
     with gr.Group(visible=False):
         config = gr.Textbox()
         image_size = gr.Number()

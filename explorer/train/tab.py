@@ -49,84 +49,97 @@ def _run_choices(manager: TrainingManager) -> list[str]:
     return manager.usable_runs()
 
 
-def make_handlers(ctx: TabContext) -> dict[str, Any]:
-    """The tab's handlers, closed over the app's training manager."""
-    manager: TrainingManager = ctx.training
+class Handlers:
+    """The tab's page handlers, on the app's training manager; each answers by name."""
+
+    def __init__(self, ctx: TabContext) -> None:
+        self.ctx = ctx
+        self.manager: TrainingManager = ctx.training
 
     @keep_state
-    def before_start(selection: Selection, *values: Any):
-        request = _request(ctx, selection, list(values))
-        forecast = service.forecast(request, ctx.options.data_dir)
-        gallery = service.preview(request, ctx.options.data_dir)
+    def before_start(self, selection: Selection, *values: Any) -> dict[str, Any]:
+        request = _request(self.ctx, selection, list(values))
+        forecast = service.forecast(request, self.ctx.options.data_dir)
         smaller = forecast.smaller
-        return (gallery, forecast.text, smaller,
-                gr.update(visible=smaller is not None,
-                          value=f"Use the smaller variant ({smaller.config.name})"
-                          if smaller else "Use the smaller variant"))
+        label = f"Use the smaller variant ({smaller.config.name})" if smaller else None
+        return {"preview": service.preview(request, self.ctx.options.data_dir),
+                "estimate": forecast.text, "smaller": smaller,
+                "use_smaller": gr.update(visible=smaller is not None,
+                                         value=label or "Use the smaller variant")}
 
-    def use_smaller(smaller: Selection | None):
+    @staticmethod
+    def use_smaller(smaller: Selection | None) -> Any:
         return smaller if smaller is not None else gr.skip()
 
-    def recipe_note(recipe: str):
+    @staticmethod
+    def recipe_note(recipe: str) -> Any:
         return gr.update(info=service.learning_rate_note(recipe))
 
     @keep_state
-    def start(selection: Selection, *values: Any):
-        request = _request(ctx, selection, list(values))
-        run_id = manager.start(request)
-        status = manager.status(run_id)
-        return (run_id, views.progress_html(status), views.curves_figure(status),
-                gr.Timer(active=True), _runs_rows(manager))
+    def start(self, selection: Selection, *values: Any) -> dict[str, Any]:
+        run_id = self.manager.start(_request(self.ctx, selection, list(values)))
+        status = self.manager.status(run_id)
+        return {"followed": run_id, "progress": views.progress_html(status),
+                "curves": views.curves_figure(status), "timer": gr.Timer(active=True),
+                "runs_table": _runs_rows(self.manager)}
 
     @keep_state
-    def poll(run_id: str | None):
+    def poll(self, run_id: str | None) -> dict[str, Any]:
         if not run_id:
-            return gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
-        status = manager.status(run_id)
+            return {"timer": gr.Timer(active=False)}
+        status = self.manager.status(run_id)
         live = status["run"]["state"] in ("queued", "running")
-        choices = gr.skip() if live else gr.update(choices=_run_choices(manager), value=run_id
-                                                    if status["history"] else None)
-        return (views.progress_html(status), views.curves_figure(status),
-                gr.Timer(active=live), _runs_rows(manager), choices)
+        answer = {"progress": views.progress_html(status), "curves": views.curves_figure(status),
+                  "timer": gr.Timer(active=live), "runs_table": _runs_rows(self.manager)}
+        if not live:
+            answer["choice"] = gr.update(choices=_run_choices(self.manager),
+                                         value=run_id if status["history"] else None)
+        return answer
 
     @keep_state
-    def stop(run_id: str | None):
+    def stop(self, run_id: str | None) -> None:
         if not run_id:
             raise ValueError("no run is being followed on this page: start one first")
-        gr.Info(manager.stop(run_id))
+        gr.Info(self.manager.stop(run_id))
 
-    def reattach():
+    def _listing(self) -> dict[str, Any]:
+        return {"runs_table": _runs_rows(self.manager),
+                "choice": gr.update(choices=_run_choices(self.manager))}
+
+    def reattach(self) -> dict[str, Any]:
         """Page (re)load: follow the newest queued or running run, if any."""
-        run_id = manager.active_run()
-        return (run_id, gr.Timer(active=run_id is not None), _runs_rows(manager),
-                gr.update(choices=_run_choices(manager)))
+        run_id = self.manager.active_run()
+        return {"followed": run_id, "timer": gr.Timer(active=run_id is not None),
+                **self._listing()}
 
     @keep_state
-    def refresh():
-        return _runs_rows(manager), gr.update(choices=_run_choices(manager))
+    def refresh(self) -> dict[str, Any]:
+        return self._listing()
 
     @keep_state
-    def show_run(run_id: str | None):
+    def show_run(self, run_id: str | None) -> dict[str, Any]:
         if not run_id:
             return gr.skip()
-        status = manager.status(run_id)
-        report = views.run_report(manager.run_dir(run_id))
-        return (views.curves_figure(status), views.confusion_figure(report),
-                views.per_class_rows(report), views.prediction_gallery(report))
+        status = self.manager.status(run_id)
+        report = views.run_report(self.manager.run_dir(run_id))
+        return {"run_curves": views.curves_figure(status),
+                "confusion": views.confusion_figure(report),
+                "per_class": views.per_class_rows(report),
+                "gallery": views.prediction_gallery(report)}
 
     @keep_state
-    def use_run(run_id: str | None):
+    def use_run(self, run_id: str | None) -> dict[str, Any]:
         if not run_id:
             raise ValueError("choose a finished run first")
-        weights, selection = run_weights(manager.run_dir(run_id))
+        weights, selection = run_weights(self.manager.run_dir(run_id))
         gr.Info(f"Using {run_id}: the Architecture tab shows its network, the Run and "
                 f"Attributions tabs its weights and its dataset's classes and test images.")
-        return selection, weights
-
-    return {name: value for name, value in locals().items() if callable(value)}
+        return {"selection_request": selection, "weights": weights}
 
 
 # API (named endpoints; errors reach the caller) -------------------------------------------
+# The values arrive as sent (gr.api does no preprocessing): `service.make_request` and the
+# manager check each one under its name.
 
 def make_api(ctx: TabContext) -> dict[str, Any]:
     manager: TrainingManager = ctx.training
@@ -159,13 +172,14 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
         return [record.to_dict() for record in manager.runs()]
 
     @user_errors
-    def use_run(run_id: str):
+    def use_run(run_id: str) -> dict[str, Any]:
         """/use_run: this session's network and weights become the run's."""
         weights, selection = run_weights(manager.run_dir(run_id))
         record = manager.record(run_id)
-        return selection, weights, {"run": record.to_dict() if record else None,
-                                    "config": selection.config.to_dict(),
-                                    "image_size": selection.image_size, "weights": weights.label}
+        return {"selection": selection, "weights": weights,
+                "json": {"run": record.to_dict() if record else None,
+                         "config": selection.config.to_dict(),
+                         "image_size": selection.image_size, "weights": weights.label}}
 
     return {name: value for name, value in locals().items() if callable(value)}
 
@@ -271,58 +285,56 @@ def build(ctx: TabContext, tab: Any) -> None:
 # Wiring -----------------------------------------------------------------------------------
 
 def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> None:
-    h = make_handlers(ctx)
+    h = Handlers(ctx)
     _api_endpoints(ctx)
     quiet = dict(api_visibility="private", show_progress="hidden")
-    before = dict(fn=h["before_start"], inputs=[ctx.selection, *s.values],
-                  outputs=[live.preview, live.estimate, live.smaller, live.use_smaller],
-                  trigger_mode="always_last", **quiet, **ESTIMATE_QUEUE)
+    before = dict(**ui.by_name(h.before_start, {
+        "preview": live.preview, "estimate": live.estimate, "smaller": live.smaller,
+        "use_smaller": live.use_smaller}), inputs=[ctx.selection, *s.values],
+        trigger_mode="always_last", **quiet, **ESTIMATE_QUEUE)
     # Refreshed when the tab is opened (the network may have changed meanwhile) and when a
     # setting changes here: never on every Architecture slider move.
     tab.select(**before)
-    tab.select(h["recipe_note"], s.recipe, s.lr, **quiet)
+    tab.select(h.recipe_note, s.recipe, s.lr, **quiet)
     for control in (s.data, s.image_size, s.recipe, s.device):
         control.input(**before)
     for number in (s.epochs, s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
         number.submit(**before)
         number.blur(**before)
-    s.recipe.input(h["recipe_note"], s.recipe, s.lr, **quiet)
+    s.recipe.input(h.recipe_note, s.recipe, s.lr, **quiet)
     s.data.select(lambda data: gr.update(visible=service.downloadable(data)), s.data,
                   s.download, **quiet)
-    live.use_smaller.click(h["use_smaller"], live.smaller, ctx.selection_request, **quiet).then(
+    live.use_smaller.click(h.use_smaller, live.smaller, ctx.selection_request, **quiet).then(
         **{**before, "inputs": [live.smaller, *s.values]})
+    _wire_runs(ctx, h, s, live, runs, quiet)
 
-    live_outputs = [live.progress, live.curves, live.timer, runs.table]
-    s.start.click(h["start"], [ctx.selection, *s.values], [live.followed, *live_outputs],
-                  **quiet)
-    s.stop.click(h["stop"], live.followed, None, **quiet)
-    live.timer.tick(h["poll"], live.followed, [*live_outputs, runs.choice], **quiet)
-    ctx.demo.load(h["reattach"], None, [live.followed, live.timer, runs.table, runs.choice],
-                  **quiet)
 
-    runs.refresh.click(h["refresh"], None, [runs.table, runs.choice], **quiet)
-    runs.choice.input(h["show_run"], runs.choice,
-                      [runs.curves, runs.confusion, runs.per_class, runs.gallery], **quiet)
-    runs.use.click(h["use_run"], runs.choice, [ctx.selection_request, ctx.weights],
-                   **quiet)
+def _wire_runs(ctx: TabContext, h: Handlers, s: Settings, live: Live, runs: Runs,
+               quiet: dict[str, Any]) -> None:
+    """Starting, following and stopping runs; the runs table and what a chosen run shows."""
+    outputs = {"followed": live.followed, "progress": live.progress, "curves": live.curves,
+               "timer": live.timer, "runs_table": runs.table, "choice": runs.choice}
+    s.start.click(**ui.by_name(h.start, outputs), inputs=[ctx.selection, *s.values], **quiet)
+    s.stop.click(h.stop, live.followed, None, **quiet)
+    live.timer.tick(**ui.by_name(h.poll, outputs), inputs=live.followed, **quiet)
+    ctx.demo.load(**ui.by_name(h.reattach, outputs), inputs=None, **quiet)
+    runs.refresh.click(**ui.by_name(h.refresh, outputs), inputs=None, **quiet)
+    runs.choice.input(**ui.by_name(h.show_run, {
+        "run_curves": runs.curves, "confusion": runs.confusion, "per_class": runs.per_class,
+        "gallery": runs.gallery}), inputs=runs.choice, **quiet)
+    runs.use.click(**ui.by_name(h.use_run, {"selection_request": ctx.selection_request,
+                                            "weights": ctx.weights}),
+                   inputs=runs.choice, **quiet)
 
 
 def _api_endpoints(ctx: TabContext) -> None:
+    """Named endpoints (README: "HTTP API"); errors reach the caller. The runs directory is
+    shared by every session: those endpoints hold no session state (`gr.api`). /use_run
+    sets this session's network and weights, which only an event reaches: a hidden trigger."""
     api = make_api(ctx)
+    for name in ("train_start", "train_status", "train_stop", "runs"):
+        ui.api(api[name], name)
     with gr.Group(visible=False):
-        text_in = gr.Textbox()
-        numbers = [gr.Number() for _ in range(7)]
-        recipe_in, data_in, device_in = gr.Textbox(), gr.Textbox(), gr.Textbox()
-        lr_in = gr.Number()
-        out = gr.JSON()
-        message = gr.Textbox()
-        buttons = [gr.Button() for _ in range(5)]
-    image_size, train_size, test_size, epochs, batch_size, seed, _ = numbers
-    start, status, stop, listing, use = buttons
-    start.click(api["train_start"], [text_in, data_in, image_size, train_size, test_size,
-                                     epochs, batch_size, recipe_in, lr_in, seed, device_in],
-                out, api_name="train_start")
-    status.click(api["train_status"], text_in, out, api_name="train_status")
-    stop.click(api["train_stop"], text_in, message, api_name="train_stop")
-    listing.click(api["runs"], None, out, api_name="runs")
-    use.click(api["use_run"], text_in, [ctx.selection, ctx.weights, out], api_name="use_run")
+        run_id, out, use = gr.Textbox(), gr.JSON(), gr.Button()
+    use.click(**ui.by_name(api["use_run"], {"selection": ctx.selection, "weights": ctx.weights,
+                                            "json": out}), inputs=run_id, api_name="use_run")
