@@ -89,10 +89,10 @@ def test_the_train_tabs_page_handlers_refuse_a_path_too(tmp_path, spied_run_dir)
 
     manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
     ctx = SimpleNamespace(training=manager, options=SimpleNamespace(data_dir=tmp_path))
-    handlers = tab.make_handlers(ctx)
+    handlers = tab.Handlers(ctx)
     for name in ("show_run", "use_run"):
         spied_run_dir.clear()
-        handlers[name]("../../etc")  # keep_state: a warning, the page unchanged
+        getattr(handlers, name)("../../etc")  # keep_state: a warning, the page unchanged
         assert spied_run_dir == ["../../etc"], name
 
 
