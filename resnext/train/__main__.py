@@ -3,9 +3,11 @@
     python -m resnext.train --config '{"cardinality": 4, "bottleneck_width": 16,
         "base_planes": 16, "stage_blocks": [1, 1, 1], "stem": "cifar"}' --data shapes --epochs 5
     torchrun --nproc_per_node=2 -m resnext.train --preset resnext29_8x64d --data cifar10 ...
+    python -m resnext.train --resume runs/20261205-101500-c4d16-11-shapes   # continue it
 
 Exit status: 0 when the run finished or was stopped (SIGINT/SIGTERM: the last whole epoch is
-kept), 1 when training failed (status.json says why), 2 for bad arguments or data.
+kept), 1 when training failed (status.json says why), 2 for bad arguments or data, or a run
+that --resume cannot continue.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,18 +63,33 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128, help="global batch (default 128)")
     p.add_argument("--recipe", choices=RECIPE_NAMES, default="quick")
     p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps (default cpu; "
-                                                   "under torchrun cuda means cuda:LOCAL_RANK)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default cpu; with --resume the "
+                                    "run's own; under torchrun cuda means cuda:LOCAL_RANK)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's; "
+                                               "with --resume the run's own)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--no-mixed-precision", action="store_true",
                    help="CUDA: train in float32 instead of bf16/fp16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (eager if compiling fails; the app's "
+                        "estimate says whether it pays for a run)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into RUN/tensorboard/ (needs "
+                        "pip install tensorboard)")
     p.add_argument("--out", type=Path,
                    help="the run folder itself (created; must not hold a run). Default: "
                         "./runs/<UTC time>-<network>-<data>")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue a stopped, interrupted or failed run from its last finished "
+                        "epoch to its planned epochs, as its config.json says (only --device, "
+                        "--threads and --quiet may go with it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+# What --resume may be given with: where and how fast, never what the run is.
+RESUME_FLAGS = ("resume", "device", "threads", "quiet")
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -91,6 +109,26 @@ def check_arguments(args: argparse.Namespace) -> None:
             whole_number(flag, value, *bounds)
     if args.lr is not None:
         limits.learning_rate("--lr", args.lr)
+    if args.tensorboard:
+        from .board import check_available
+
+        check_available()
+
+
+def check_resume_arguments(args: argparse.Namespace) -> None:
+    """--resume continues a run as it was planned: no flag may change what it is."""
+    defaults = parser()
+    changed = [f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+               if name not in RESUME_FLAGS and value != defaults.get_default(name)]
+    if changed:
+        raise ValueError(f"--resume continues the run as its config.json says; leave out "
+                         f"{', '.join(changed)} (only --device, --threads and --quiet may "
+                         f"go with it)")
+    if args.threads is not None:
+        from ..validation import whole_number
+        from .limits import THREADS_RANGE
+
+        whole_number("--threads", args.threads, *THREADS_RANGE)
 
 
 class StopFlag:
@@ -152,6 +190,12 @@ def default_out(cfg, data_name: str) -> Path:
 
 
 class ProgressBar:
+    """tqdm on stderr, showing the engine's clock: its recent images/s and the time left
+    at that rate (`clock`), never tqdm's own averages, so the two agree."""
+
+    # tqdm's own rate and remaining time would be a second clock: the bar leaves them out.
+    FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.bar = None
@@ -163,20 +207,30 @@ class ProgressBar:
         from tqdm import tqdm
 
         if self.bar is None:
-            self.bar = tqdm(total=event["steps_total"], unit="step", file=sys.stderr,
-                            dynamic_ncols=True)
+            self.bar = tqdm(total=event["steps_total"], initial=event["global_step"],
+                            unit="step", file=sys.stderr, dynamic_ncols=True,
+                            bar_format=self.FORMAT)
+            self.position = event["global_step"]
         self.bar.update(event["global_step"] - self.position)
         self.position = event["global_step"]
+        self.bar.set_postfix(self.postfix(event), refresh=False)
+        if event["kind"] == "done":
+            self.bar.close()
+
+    @staticmethod
+    def postfix(event: dict[str, Any]) -> dict[str, str]:
+        from ..units import duration
+
         postfix = {"epoch": f"{event['epoch']}/{event['epochs']}"}
         if event.get("loss") is not None:
             postfix["loss"] = f"{event['loss']:.3f}"
         if event.get("images_per_second"):
             postfix["img/s"] = f"{event['images_per_second']:.0f}"
+        if event.get("eta_seconds") is not None and event["kind"] != "done":
+            postfix["left"] = duration(event["eta_seconds"])
         if event["kind"] == "epoch":
             postfix["test acc"] = f"{event['metrics']['test_accuracy']:.3f}"
-        self.bar.set_postfix(postfix, refresh=False)
-        if event["kind"] == "done":
-            self.bar.close()
+        return postfix
 
 
 def table(history: list[dict[str, Any]]) -> str:
@@ -206,27 +260,77 @@ def main(argv: Sequence[str] | None = None, handle_signals: bool = True) -> int:
     if handle_signals:
         stop.install()
 
-    import torch
-
     from .. import data as datasets
 
-    world, rank, device = _processes(args.device)
     try:
-        check_arguments(args)
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
-        data = load_data(args)
-        cfg = load_config(args, len(data.classes))
-        out = args.out if args.out is not None else default_out(cfg, data.name)
-    except (ValueError, OSError, datasets.DatasetUnavailableError) as error:
+        job = prepare_resume(args) if args.resume is not None else prepare_new(args)
+    except (ValueError, KeyError, OSError, datasets.DatasetUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    out = _join_processes(world, device, out)
+    out = _join_processes(job.world, job.device, job.out)
     try:
-        return _train_and_report(args, cfg, data, out, device, rank, stop)
+        return _train_and_report(args, job, out, stop)
     finally:
-        if world > 1:
+        if job.world > 1:
             _leave_processes()
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the command will train: a new run, or the continuation of one (`resume`)."""
+
+    cfg: Any
+    data: Any
+    out: Path
+    device: str
+    world: int
+    rank: int
+    recipe: str
+    epochs: int
+    resume: bool = False
+
+
+def prepare_new(args: argparse.Namespace) -> Job:
+    import torch
+
+    world, rank, device = _processes(args.device or "cpu")
+    check_arguments(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    data = load_data(args)
+    cfg = load_config(args, len(data.classes))
+    out = args.out if args.out is not None else default_out(cfg, data.name)
+    return Job(cfg, data, out, device, world, rank, args.recipe, args.epochs)
+
+
+def prepare_resume(args: argparse.Namespace) -> Job:
+    """The run --resume names, checked (`runs.check_resumable`) before anything is loaded;
+    its device and CPU threads are the ones it trained with unless given (the same thread
+    count is what makes a resumed CPU run bit-identical to one left alone)."""
+    import torch
+
+    from ..config import ResNeXtConfig
+    from ..data import registry
+    from . import runs
+
+    check_resume_arguments(args)
+    runs.check_resumable(args.resume)
+    config = runs.read_config(args.resume) or {}
+    environment = config.get("environment") or {}
+    recorded = str(environment.get("device", "cpu"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and recorded.startswith("cuda"):
+        recorded = "cuda"  # each process its own GPU again (`_processes`)
+    world, rank, device = _processes(args.device or recorded)
+    threads = args.threads or (environment.get("threads") if device == "cpu" else None)
+    if threads:
+        torch.set_num_threads(int(threads))
+    if config.get("tensorboard"):
+        from .board import check_available
+
+        check_available()
+    data = registry.load(config["data"])
+    return Job(ResNeXtConfig.from_dict(config["model"]), data, args.resume, device, world, rank,
+               str(config["recipe"]["name"]), int(config["epochs"]), resume=True)
 
 
 def _processes(device: str) -> tuple[int, int, str]:
@@ -268,16 +372,21 @@ def _leave_processes() -> None:
     dist.destroy_process_group()
 
 
-def _train_and_report(args: argparse.Namespace, cfg: Any, data: Any, out: Path, device: str,
-                      rank: int, stop: StopFlag) -> int:
-    from .engine import describe_error, fit
+def _train_and_report(args: argparse.Namespace, job: Job, out: Path, stop: StopFlag) -> int:
+    from .engine import describe_error, fit, resume
 
+    progress = ProgressBar(job.rank == 0 and not args.quiet)
     try:
-        result = fit(cfg, data, epochs=args.epochs, batch_size=args.batch_size,
-                     recipe=args.recipe, lr=args.lr, device=device, seed=args.seed,
-                     channels_last=args.channels_last, out_dir=out,
-                     on_progress=ProgressBar(rank == 0 and not args.quiet), should_stop=stop,
-                     mixed_precision=False if args.no_mixed_precision else None)
+        if job.resume:
+            result = resume(out, job.data, device=job.device, on_progress=progress,
+                            should_stop=stop)
+        else:
+            result = fit(job.cfg, job.data, epochs=args.epochs, batch_size=args.batch_size,
+                         recipe=args.recipe, lr=args.lr, device=job.device, seed=args.seed,
+                         channels_last=args.channels_last, out_dir=out, on_progress=progress,
+                         should_stop=stop,
+                         mixed_precision=False if args.no_mixed_precision else None,
+                         compile=args.compile, tensorboard=args.tensorboard)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -285,11 +394,13 @@ def _train_and_report(args: argparse.Namespace, cfg: Any, data: Any, out: Path, 
         print(f"training failed: {describe_error(error)}", file=sys.stderr)
         return EXIT_FAILED
     if os.environ.get(HASH_DIR_ENV):
-        Path(os.environ[HASH_DIR_ENV], f"rank{rank}.sha256").write_text(
+        Path(os.environ[HASH_DIR_ENV], f"rank{job.rank}.sha256").write_text(
             _state_hash(result.model))
-    if rank == 0:
-        print(f"{cfg.name} on {data.name}: {len(data.train)} training / "
-              f"{len(data.test)} test images, {args.epochs} epochs, recipe {args.recipe}")
+    if job.rank == 0:
+        resumed = " (resumed)" if job.resume else ""
+        print(f"{job.cfg.name} on {job.data.name}: {len(job.data.train)} training / "
+              f"{len(job.data.test)} test images, {job.epochs} epochs, recipe "
+              f"{job.recipe}{resumed}")
         print(table(result.history) if result.history else "no epoch finished")
         state = f"stopped by {stop.signal_name or 'request'}" if result.stopped else "finished"
         print(f"{state}; run folder: {out}")

@@ -7,11 +7,20 @@
     model.safetensors  build_model(cfg)'s state dict after the last finished epoch; its
                        metadata holds "epoch" (1-based) and "config" (the model's JSON)
     status.json        {"state": "running" | "finished" | "stopped" | "failed", "pid",
-                       "started_at", "ended_at", "error", "epochs", "device"}
+                       "started_at", "ended_at", "error", "epochs", "device", "resumed"
+                       (one {"at_epoch", "at"} per resume), "note" (e.g. compile fell back)}
     progress.json      the latest progress event (written at most about twice a second)
+    resume.safetensors what continuing needs that is a tensor: the weights again (so that
+                       the file is whole on its own: a kill between two files cannot
+                       strand a run), the optimizer's state and every process's torch RNG
+                       state; metadata "epoch"
+    resume.json        the rest: epoch and step counts, the optimizer's hyper-parameters, the
+                       gradient scaler, python/numpy RNG states, the finished epochs' rows
+    tensorboard/       TensorBoard event files, when the run was asked for them
     train.log          what the training process printed, where a launcher keeps it (the app)
 
-model.safetensors, status.json, progress.json and metrics.jsonl are replaced atomically
+model.safetensors, the resume files, status.json, progress.json and metrics.jsonl are
+replaced atomically
 (written to a temporary file in the folder, then `os.replace`d), so a run stopped or
 killed at any moment keeps its last whole epoch, and a process following the folder reads
 either the old file or the new one. Reading a run's files needs no torch (the app follows
@@ -45,7 +54,11 @@ MODEL_FILE = "model.safetensors"
 STATUS_FILE = "status.json"
 PROGRESS_FILE = "progress.json"
 LOG_FILE = "train.log"
-FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATUS_FILE, PROGRESS_FILE)  # what a run writes
+RESUME_TENSORS_FILE = "resume.safetensors"
+RESUME_STATE_FILE = "resume.json"
+TENSORBOARD_DIR = "tensorboard"
+FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATUS_FILE, PROGRESS_FILE,  # what a run writes
+         RESUME_TENSORS_FILE, RESUME_STATE_FILE)
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
                "seconds", "images_per_second")
 STATES = ("running", "finished", "stopped", "failed")
@@ -53,6 +66,9 @@ STATES = ("running", "finished", "stopped", "failed")
 # but its process is gone (killed, or the machine restarted).
 RECORD_STATES = (*STATES, "interrupted")
 USABLE_STATES = ("finished", "stopped")  # ended with the weights of its last whole epoch
+# Ended before its planned epochs: continued by `python -m resnext.train --resume RUN_DIR`
+# when it kept its resume state (it does at every finished epoch).
+RESUMABLE_STATES = ("stopped", "interrupted", "failed")
 # What the training process's command line holds (how `pid_alive` knows it is one).
 TRAINING_MODULE = "resnext.train"
 
@@ -205,13 +221,86 @@ def load_run(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     return cfg, model.to(device).eval(), meta
 
 
+def write_resume(run_dir: Path, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]
+                 ) -> None:
+    """The resume files of `state["epoch"]`: tensors in safetensors, the rest in JSON (the
+    JSON last: it is what says the epoch can be continued)."""
+    from safetensors.torch import save
+
+    cpu = {name: tensor.detach().to("cpu").contiguous() for name, tensor in tensors.items()}
+    metadata = {"epoch": str(state["epoch"])}
+    write_atomic(Path(run_dir) / RESUME_TENSORS_FILE, save(cpu, metadata=metadata))
+    write_json(Path(run_dir) / RESUME_STATE_FILE, dict(state))
+
+
+def read_resume(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, state) of the resume files, after `check_resumable` passed."""
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(run_dir) / RESUME_TENSORS_FILE)), json.loads(
+        (Path(run_dir) / RESUME_STATE_FILE).read_text())
+
+
+def remove_resume(run_dir: Path) -> None:
+    """A finished run has nothing to continue: its resume files go (the optimizer's state
+    is as large as the model)."""
+    for name in (RESUME_STATE_FILE, RESUME_TENSORS_FILE):
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The metadata of a safetensors file, read from its JSON header without torch (the
+    format: 8 bytes little-endian header length, then the header)."""
+    with open(path, "rb") as file:
+        length = int.from_bytes(file.read(8), "little")
+        if not 0 < length <= 100_000_000:
+            raise RunError(f"{path.name} is not a safetensors file")
+        header = json.loads(file.read(length))
+    return dict(header.get("__metadata__") or {})
+
+
+def check_resumable(run_dir: Path) -> RunRecord:
+    """The record of a run that `--resume` can continue, or a RunError in one line saying
+    why not: not a run, running, finished, no resume state, or a state that disagrees
+    with the saved weights."""
+    run_dir = Path(run_dir)
+    record = read_run(run_dir) if run_dir.is_dir() else None
+    if record is None or read_config(run_dir) is None:
+        raise RunError(f"{run_dir} is not a run folder: it has no readable {CONFIG_FILE}")
+    if record.state == "running":
+        raise RunError(f"{record.run_id} is running (process {read_status(run_dir).get('pid')})"
+                       f": stop it first, or let it finish")
+    if record.state == "finished":
+        raise RunError(f"{record.run_id} finished its {record.epochs} epochs: there is nothing "
+                       f"to resume")
+    state = read_json(run_dir / RESUME_STATE_FILE)
+    if not isinstance(state, dict) or not (run_dir / RESUME_TENSORS_FILE).is_file():
+        raise RunError(f"{record.run_id} has no resume state ({RESUME_STATE_FILE}, "
+                       f"{RESUME_TENSORS_FILE}): it finished no epoch; start it again instead")
+    try:
+        saved = int(safetensors_metadata(run_dir / RESUME_TENSORS_FILE)["epoch"])
+    except (OSError, ValueError, KeyError) as error:
+        raise RunError(f"{record.run_id}'s {RESUME_TENSORS_FILE} cannot be read ({error})"
+                       ) from None
+    if saved != state.get("epoch"):
+        raise RunError(f"{record.run_id}'s resume files disagree ({RESUME_TENSORS_FILE}: epoch "
+                       f"{saved}, {RESUME_STATE_FILE}: {state.get('epoch')}): it ended while "
+                       f"saving an epoch and cannot be resumed")
+    if state["epoch"] >= record.epochs:
+        raise RunError(f"{record.run_id} has all its {record.epochs} epochs: nothing to resume")
+    return record
+
+
 def status_record(state: str, started_at: str, epochs: int, device: str,
                   error: str | None = None, ended: bool = False,
-                  pid: int | None = -1) -> Mapping[str, Any]:
-    """status.json's record; `pid` -1 is this process, None a run that never started."""
+                  pid: int | None = -1, resumed: list[dict[str, Any]] | None = None,
+                  note: str | None = None) -> Mapping[str, Any]:
+    """status.json's record; `pid` -1 is this process, None a run that never started;
+    `resumed` one {"at_epoch", "at"} per time the run was continued; `note` what the run
+    wants a reader to know that is not an error (compiling fell back to eager)."""
     return {"state": state, "pid": os.getpid() if pid == -1 else pid, "started_at": started_at,
             "ended_at": timestamp() if ended else None, "error": error, "epochs": epochs,
-            "device": device}
+            "device": device, "resumed": list(resumed or []), "note": note}
 
 
 # Files by name: the one place that joins a run folder and a file name -----------------------
@@ -357,6 +446,8 @@ class RunRecord:
     best_accuracy: float | None = None  # the best epoch's, counted after `best_after`
     best_epoch: int | None = None
     best_after: int = 0  # seed-recipe runs count as pytorch-cifar100 does (`best_after`)
+    resumed: int = 0  # times the run was continued (`--resume`)
+    resumable: bool = False  # ended early with its resume state: `--resume` can continue it
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -379,6 +470,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
         state = "interrupted"  # its process is gone: a restart (or a kill) ended it
     after = best_after(config)
     best = best_epoch(history, after) or {}
+    resumed = status.get("resumed")
     return RunRecord(
         run_id=run_dir.name, state=state, network=_network_name(config.get("model")),
         dataset=str((config.get("data") or {}).get("name", "?")),
@@ -387,7 +479,9 @@ def read_run(run_dir: Path) -> RunRecord | None:
         seconds=sum(row.get("seconds", 0.0) for row in history),
         device=str(config.get("environment", {}).get("device", status.get("device", "?"))),
         started_at=str(status.get("started_at", "")), error=status.get("error"),
-        best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after)
+        best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after,
+        resumed=len(resumed) if isinstance(resumed, list) else 0,
+        resumable=state in RESUMABLE_STATES and (run_dir / RESUME_STATE_FILE).is_file())
 
 
 def _network_name(model: Any) -> str:
