@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -242,3 +244,58 @@ def test_figures_show_methods_and_the_random_line():
     assert list(fig.data[0].x) == ["trained", "fc"] and list(fig.data[0].y) == [1.0, None]
     with pytest.raises(ValueError, match="metric"):
         figures.metric_figure(result, "accuracy")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resnext.explain", *args], capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_the_cli_prints_what_the_endpoint_returns(client, app_dirs, tmp_path):
+    """`python -m resnext.explain RUN --json` and /evaluate: the same JSON (but the seconds
+    each took), run id and dataset included; --csv writes the tab's CSV; a progress bar on
+    stderr."""
+    folder = tiny_run(app_dirs[0] / "eval-cli-run")
+    payload = client.predict("eval-cli-run", ["saliency", "gradcam"], 8, "label",
+                             api_name="/evaluate")
+    done = run_cli(str(folder), "--methods", "saliency,gradcam", "--images", "8", "--target",
+                   "label", "--json", "--csv", str(tmp_path / "table.csv"))
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed.pop("seconds") > 0 and payload.pop("seconds") > 0
+    for row in printed["rows"] + payload["rows"]:
+        row.pop("seconds")
+    assert printed == payload
+    assert printed["run_id"] == "eval-cli-run" and printed["dataset"] == "shapes"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    assert [r["method"] for r in rows] == ["saliency", "gradcam", "reference"]
+    assert "%|" in done.stderr  # tqdm's bar
+    text = run_cli(str(folder), "--methods", "saliency", "--images", "4")
+    assert text.returncode == 0 and "4 test images of eval-cli-run (shapes)" in text.stdout
+    assert "Saliency" in text.stdout and "random map (reference)" in text.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{missing}"], "RUN_DIR: no such folder"),
+    (["{folder}"], "folder-run was trained on folder, whose test split has no object masks"),
+    (["{run}", "--methods", "saliency,lime"], "--methods: unknown 'lime'; choose from saliency,"),
+    (["{run}", "--images", "0"], r"--images must be a whole number in \[1, 100000\], got 0"),
+    (["{run}", "--target", "everything"], "--target must be one of label, predicted"),
+])
+def test_the_cli_refuses_in_one_line(runs_dir, tmp_path, args, message):
+    import re
+
+    from PIL import Image
+
+    for label in ("cat", "dog"):  # a folder dataset: images without object masks
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for index in range(5):
+            Image.new("RGB", (16, 16), (40 * index, 0, 0)).save(
+                tmp_path / "photos" / label / f"{index}.png")
+    edit_config(tiny_run(tmp_path / "folder-run"), name="folder", root=str(tmp_path / "photos"))
+    paths = {"missing": tmp_path / "nowhere", "folder": tmp_path / "folder-run",
+             "run": runs_dir / "a-shapes"}
+    done = run_cli(*[a.format(**paths) for a in args])
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert re.search(message, done.stderr), done.stderr
