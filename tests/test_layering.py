@@ -112,3 +112,39 @@ def test_no_dropdown_input_event_rewrites_a_control(app_dirs):
                                for output in dependency.outputs if isinstance(output, controls)]
     assert watched > 5  # the check sees the app's dropdowns (device, method, metric, ...)
     assert offending == []
+
+
+def defined_functions(path: Path) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_one_blur_and_one_stop_exception():
+    """Issue 17: the blur (IG's blurred baseline, the insertion start) is written once, in
+    resnext/explain/baselines.py; nothing in the app blurs; one exception says "stopped"."""
+    blurs = {f"{path.relative_to(ROOT)}:{node.name}" for folder in ("resnext", "explorer")
+             for path in files(folder) for node in defined_functions(path)
+             if "blur" in node.name.lower()}
+    assert blurs == {"resnext/explain/baselines.py:gaussian_blur",
+                     "resnext/explain/baselines.py:blur_sigma"}
+    kornia_filters = {str(path.relative_to(ROOT)) for folder in ("resnext", "explorer")
+                      for path in files(folder)
+                      if any(name.startswith("kornia.filters") for name in imported_modules(path))}
+    assert kornia_filters == set()
+    stops = {f"{path.relative_to(ROOT)}:{node.name}" for folder in ("resnext", "explorer")
+             for path in files(folder)
+             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+             if isinstance(node, ast.ClassDef)
+             and any(word in node.name for word in ("Cancel", "Stopped"))
+             and node.name != "CancelFlags"}
+    assert stops == {"resnext/explain/stopping.py:Stopped"}
+
+
+@pytest.mark.parametrize("folder", ["resnext/explain", "explorer/attributions", "explorer/evaluate"])
+def test_no_function_over_60_lines(folder):
+    long = [f"{path.relative_to(ROOT)}:{node.lineno} {node.name} "
+            f"({node.end_lineno - node.lineno + 1} lines)"
+            for path in files(folder) for node in defined_functions(path)
+            if node.end_lineno - node.lineno + 1 > 60]
+    assert long == []
