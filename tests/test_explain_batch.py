@@ -168,6 +168,25 @@ def test_noise_methods_are_seeded_and_leave_the_global_rng_alone():
     assert model.training is True  # eval mode only while attributing
 
 
+def test_gradient_shap_is_seeded_whatever_numpys_generator_holds():
+    """Captum's GradientShap draws its points on the path and its references from numpy's
+    global generator: seeded for the call, put back after."""
+    model = RegionNet().eval()
+    images, targets = images_and_targets(3)
+    settings = BatchSettings(n_samples=4)
+    np.random.seed(1)
+    first = attribute_batch(model, images, targets, "gradient_shap", seed=2, settings=settings,
+                            mean=MEAN, std=STD)
+    assert np.random.uniform() == np.random.RandomState(1).uniform()  # numpy's state is back
+    np.random.seed(99)
+    again = attribute_batch(model, images, targets, "gradient_shap", seed=2, settings=settings,
+                            mean=MEAN, std=STD)
+    assert torch.equal(first, again)
+    other = attribute_batch(model, images, targets, "gradient_shap", seed=3, settings=settings,
+                            mean=MEAN, std=STD)
+    assert not torch.equal(first, other)
+
+
 def test_maps_are_numpy_friendly():
     model = RegionNet().eval()
     images, targets = images_and_targets(2)

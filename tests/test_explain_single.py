@@ -164,3 +164,18 @@ def test_occlusion_window_larger_than_the_image_is_clamped_with_its_stride():
     result = attribution.attribute(model, torch.randn(1, 3, 32, 32), 0, settings)
     # One window covering the whole image: every pixel gets the same attribution.
     assert np.allclose(result.values, result.values.flat[0])
+
+
+@pytest.mark.parametrize("method", ["gradient_shap", "smoothgrad"])
+def test_noise_methods_give_the_same_map_for_the_same_request(method):
+    model = resnext.build_model(TINY).eval()
+    x = torch.randn(1, 3, 32, 32)
+    settings = attribution.AttributionSettings(method=method, **FAST)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    first = attribution.attribute(model, x, 1, settings).values
+    assert np.random.uniform() == np.random.RandomState(5).uniform()  # numpy's state is back
+    np.random.seed(6)
+    torch.manual_seed(6)
+    assert np.array_equal(first, attribution.attribute(model, x, 1, settings).values)
+    assert not np.array_equal(first, attribution.attribute(model, x, 1, settings, seed=1).values)

@@ -25,6 +25,7 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .baselines import make_baseline
@@ -124,6 +125,28 @@ def private_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
+def seeded_randomness(seed: int) -> Iterator[Callable[[int], None]]:
+    """The global generators Captum draws from, seeded for the block and put back after:
+    torch's (SmoothGrad's and GradientShap's noise) and numpy's (GradientShap's points on the
+    path, `np.random.uniform`, and its reference picks, `np.random.choice`: without a numpy
+    seed GradientShap's maps changed from one process to the next). Yields `reseed(offset)`,
+    which seeds both with `seed + offset` (one offset per chunk). numpy's generator is the
+    process's: callers run one attribution at a time (the app's attribution queue)."""
+    numpy_state = np.random.get_state()
+
+    def reseed(offset: int = 0) -> None:
+        torch.manual_seed(seed + offset)
+        np.random.seed((seed + offset) % 2 ** 32)
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            reseed(0)
+            yield reseed
+    finally:
+        np.random.set_state(numpy_state)
+
+
+@contextlib.contextmanager
 def eval_mode(model: torch.nn.Module) -> Iterator[None]:
     """Eval mode (BatchNorm's running statistics) for the duration; the old mode after."""
     was_training = model.training
@@ -207,7 +230,7 @@ def attribute_batch(model: torch.nn.Module, images: torch.Tensor, targets: Any, 
 
     `mean`/`std` are the normalisation's (needed by the black baseline and GradientShap).
     Noise (SmoothGrad, GradientShap, random) is drawn from `seed`, chunk by chunk, without
-    touching the global RNG's state. `on_chunk(images_done)` after each chunk;
+    touching the global generators' states (`seeded_randomness`). `on_chunk(images_done)` after each chunk;
     `should_stop()` is asked before each chunk; yes raises `stopping.Stopped`.
     """
     base, chosen = resolve_row(method, baseline)
@@ -220,13 +243,13 @@ def attribute_batch(model: torch.nn.Module, images: torch.Tensor, targets: Any, 
     count = images.shape[0]
     chunk = _chunk_size(base, settings, max_batch)
     parts = []
-    with eval_mode(model), torch.enable_grad(), torch.random.fork_rng(devices=[]), \
+    with eval_mode(model), torch.enable_grad(), seeded_randomness(seed) as reseed, \
             warnings.catch_warnings():
         # Captum warns on every call that it hooks ReLUs (guided backprop): known, harmless.
         warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
         for index, start in enumerate(range(0, count, chunk)):
             stop_if_asked(should_stop)
-            torch.manual_seed(seed + index)
+            reseed(index)
             x = images[start:start + chunk]
             maps = _attribute_chunk(model, x, targets[start:start + chunk], base, chosen,
                                     settings, mean, std, max_batch, seed + index)

@@ -286,15 +286,19 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
 
 def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
               report: Callable[[float], None] | None = None, should_stop: StopCheck = None,
-              mean: Sequence[float] | None = None, std: Sequence[float] | None = None
-              ) -> Attribution:
+              mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              seed: int = 0) -> Attribution:
     """One image's map: validated settings, progress (`report(fraction)`), numpy result.
     `should_stop()` is asked before every forward pass; yes raises `stopping.Stopped`.
-    `mean`/`std`: how x was normalised (None: ImageNet's; a trained run: its dataset's)."""
+    `mean`/`std`: how x was normalised (None: ImageNet's; a trained run: its dataset's).
+    The noise of SmoothGrad and GradientShap is drawn from `seed` (the same request gives
+    the same map), leaving the global generators as they were."""
+    from .batch import seeded_randomness
+
     settings = settings.checked()
     start = time.perf_counter()
     expected = expected_forwards(settings, x.shape[-2], x.shape[-1])
-    with ForwardMonitor(model, expected, report, should_stop):
+    with ForwardMonitor(model, expected, report, should_stop), seeded_randomness(seed):
         attributions, delta = captum_attribute(model, x, target, settings, mean, std)
     values = attributions.detach()[0].float().cpu().numpy()  # (C, H, W)
     return Attribution(
