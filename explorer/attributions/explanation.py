@@ -19,22 +19,21 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 import resnext
+from resnext.explain import single as attribution
+from resnext.explain.single import AttributionSettings
+from resnext.explain.stopping import StopCheck, stop_if_asked
 from resnext.validation import whole_number
 
 from ..selection import Selection, default_selection
-from resnext.explain import single as attribution
-from ..shared import drawing
-from . import figures
-from ..shared import predictions
-from resnext.explain.single import AttributionSettings
-from resnext.explain.stopping import StopCheck, stop_if_asked
-from ..shared.drawing import Display
+from ..shared import drawing, predictions
 from ..shared.devices import resolve_device
+from ..shared.drawing import Display
 from ..shared.images import PreparedImage, prepare_image
 from ..shared.memory import check_budget, memory_plan
 from ..shared.models import MODEL_CACHE, CachedModel, WeightsChoice
 from ..shared.predictions import top_html
 from ..shared.weights_choice import RANDOM_NOTE, Network, network_for, weights_for_preset
+from . import figures
 
 # The order of the HTTP API's arguments (README, "HTTP API"), defined once: the tab builds
 # each endpoint's inputs from these names, so the page and the API cannot drift apart.

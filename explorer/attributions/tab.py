@@ -17,29 +17,29 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 
 import resnext
+from resnext.explain import single as attribution
+from resnext.explain.baselines import BLUR_SIDE_DIVISOR
+from resnext.explain.single import LIMITS, AttributionSettings, Limit
+from resnext.explain.stopping import Stopped
 
 from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors, user_message
 from ..selection import Selection, default_selection
-from resnext.explain import single as attribution
 from ..shared import drawing
-from . import figures
-from . import explanation
-from resnext.explain.single import LIMITS, AttributionSettings, Limit
-from ..shared.drawing import OPACITY, Display
 from ..shared.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, work_key
-from resnext.explain.stopping import Stopped
 from ..shared.devices import device_choices, initial_choices, resolve_device
-from .explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS,
-                                    GRID_MODES, ExplainRequest, GridRequest)
+from ..shared.drawing import OPACITY, Display
 from ..shared.images import crop_preview
-from ..shared.outputs import named
 from ..shared.models import IMAGENET, RANDOM, UPLOAD, WeightsChoice
+from ..shared.outputs import named
 from ..shared.weights_choice import (KIND_LABELS, PanelValues, choose_weights, describe,
-                                       imagenet_choices, network_for, no_imagenet_weights,
-                                       panel_applied)
+                                     imagenet_choices, network_for, no_imagenet_weights,
+                                     panel_applied)
 from ..uploads import UploadedImage
+from . import explanation, figures
+from .explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS, GRID_MODES,
+                          ExplainRequest, GridRequest)
 
 # One queue for everything that builds or runs a model here: attributions on a 2-core CPU
 # are seconds to minutes each, and running two at once only makes both slower.
@@ -385,7 +385,9 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
             value=s.layer, label="Grad-CAM layer (stage or block)")
         inputs["n_steps"] = _slider("n_steps", s.n_steps)
         inputs["baseline"] = ui.Radio(list(attribution.BASELINES), value=s.baseline,
-                                      label="Baseline (IG, DeepLift, GradientShap, Occlusion)")
+                                      label="Baseline (IG, DeepLift, GradientShap, Occlusion)",
+                                      info=f"blurred: Gaussian, sigma = the shorter side / "
+                                           f"{BLUR_SIDE_DIVISOR} (as in the Evaluate tab)")
         inputs["smoothgrad_over"] = ui.Radio(
             [("saliency", "saliency"), ("Integrated Gradients", "integrated_gradients")],
             value=s.smoothgrad_over, label="SmoothGrad over")
