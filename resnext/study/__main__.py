@@ -218,8 +218,10 @@ class StopFlag:
 def _say(event: dict[str, Any]) -> None:
     kind = event["kind"]
     if kind == "start":
-        params = " ".join(f"{k}={v}" for k, v in event["params"].items())
-        line = f"trial {event['trial']} ({params}): training into {event['run_id']}"
+        from .report import params_text
+
+        line = (f"trial {event['trial']} ({params_text(event['params'])}): training into "
+                f"{event['run_id']}")
     elif kind == "complete":
         line = (f"trial {event['trial']}: test accuracy {100 * event['accuracy']:.1f} % "
                 f"({event['seconds']:.0f} s)")

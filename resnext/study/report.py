@@ -15,7 +15,7 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -269,11 +269,18 @@ def _point_lines(result: dict[str, Any]) -> list[str]:
     return _table(rows)
 
 
+def params_text(params: dict[str, Any]) -> str:
+    """"value=4 seed=1", a search's share of the width to three digits."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in params.items())
+
+
 def to_text(result: dict[str, Any]) -> str:
     """A readable report: points, accuracy steps, seeds needed, trials."""
     counts = ", ".join(f"{n} {state}" for state, n in result["counts"].items() if n)
-    lines = [f"study {result['name']} ({result['mode']}, knob {result['knob']}) in "
-             f"{result['storage']}: {result['total']} trials: {counts or 'none'}", ""]
+    kind = "search" if result["mode"] == "search" else f"grid over {result['knob']}"
+    lines = [f"study {result['name']} ({kind}) in {result['storage']}: {result['total']} "
+             f"trials: {counts or 'none'}", ""]
     lines += _point_lines(result)
     for step in result["steps"]:
         if step["measure"] == ACCURACY and step["ci95"] is not None:
@@ -293,7 +300,7 @@ def to_text(result: dict[str, Any]) -> str:
     rows = [["trial", "state", "params", "run", "accuracy"]]
     for trial in result["trials"]:
         accuracy = trial["accuracy"]
-        rows.append([str(trial["number"]), trial["state"],
-                     " ".join(f"{k}={v}" for k, v in trial["params"].items()),
-                     trial["run_id"] or "-", "-" if accuracy is None else f"{100 * accuracy:.1f} %"])
+        rows.append([str(trial["number"]), trial["state"], params_text(trial["params"]),
+                     trial["run_id"] or "-",
+                     "-" if accuracy is None else f"{100 * accuracy:.1f} %"])
     return "\n".join(lines + _table(rows)) + "\n"

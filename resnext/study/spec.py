@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from ..config import ResNeXtConfig
 from ..validation import whole_number
-from .knobs import KNOBS, parse_values
+from .knobs import parse_values
 
 SPEC_FORMAT = 1
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"

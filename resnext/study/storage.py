@@ -62,6 +62,12 @@ class RetryStale(RetryHeartbeatStaleTrialCallback):
             super().__call__(study, fresh)
 
 
+def _retry() -> RetryStale:
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryStale()
+
+
 def _immediate_transactions(storage: RDBStorage) -> None:
     from sqlalchemy import event
 
@@ -93,7 +99,7 @@ def open_storage(url: str | None = None, runs_dir: str | Path = "runs",
             storage = RDBStorage(
                 url, engine_kwargs=kwargs, heartbeat_interval=heartbeat,
                 grace_period=grace if heartbeat is not None else None,
-                heartbeat_stale_trial_callback=RetryStale() if heartbeat is not None else None)
+                heartbeat_stale_trial_callback=_retry() if heartbeat is not None else None)
     except ImportError as error:
         raise ValueError(f"--storage {shown_url(url)}: no database driver for it "
                          f"({error.__cause__ or error})") from None
@@ -159,4 +165,4 @@ def give_back(storage: BaseStorage, study: optuna.Study, trial_id: int, reason: 
         storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     except optuna.exceptions.UpdateFinishedTrialError:
         return  # already failed as stale by another worker, which queued it again
-    RetryStale()(study, storage.get_trial(trial_id))
+    _retry()(study, storage.get_trial(trial_id))
