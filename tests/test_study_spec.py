@@ -216,3 +216,18 @@ def test_cli_storage_that_cannot_be_opened_is_named(tmp_path, capsys):
     code = main(["show", "x", "--storage", "nosuchdb://u:secret@h/db", "--runs-dir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "--storage nosuchdb://u:***@h/db" in err and "secret" not in err
+
+
+def test_no_submodule_shadows_a_public_function():
+    """`resnext.study.report` must stay the function once `resnext.study.reporting` (or any
+    other submodule) has been imported: a module named like a function replaces it."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    package = resnext.study
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name != "__main__":
+            importlib.import_module(f"resnext.study.{module.name}")
+    for name in package._LAZY:
+        assert not inspect.ismodule(getattr(package, name)), name

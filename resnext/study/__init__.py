@@ -35,12 +35,13 @@ from .spec import (
 )
 from .stats import difference, seeds_needed, summary, t_quantile
 
-# Optuna, SQLAlchemy and torch load when a name that needs them is first used.
+# Optuna, SQLAlchemy and torch load when a name that needs them is first used. No module is
+# named like a function here: once imported, a submodule would shadow the function.
 _LAZY = {
     "plan": ".planning", "create": ".planning",
     "estimate": ".estimation",
-    "work": ".worker", "open_study": ".worker",
-    "report": ".report", "to_csv": ".report", "to_text": ".report",
+    "work": ".worker", "start": ".worker", "step": ".worker", "open_study": ".worker",
+    "report": ".reporting", "to_csv": ".reporting", "to_text": ".reporting",
     "default_url": ".storage",
 }
 

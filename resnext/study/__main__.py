@@ -218,7 +218,7 @@ class StopFlag:
 def _say(event: dict[str, Any]) -> None:
     kind = event["kind"]
     if kind == "start":
-        from .report import params_text
+        from .reporting import params_text
 
         line = (f"trial {event['trial']} ({params_text(event['params'])}): training into "
                 f"{event['run_id']}")
@@ -254,7 +254,7 @@ def work_command(args: argparse.Namespace) -> int:
 
 
 def show_command(args: argparse.Namespace) -> int:
-    from .report import report, to_csv, to_text
+    from .reporting import report, to_csv, to_text
 
     result = report(args.name, args.storage, args.runs_dir)
     if args.json:

@@ -74,6 +74,37 @@ def _pause(seconds: float, should_stop: Callable[[], bool]) -> None:
         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 
 
+def start(name: str, storage: str | None = None, runs_dir: str | Path = "runs",
+          device: str = "cpu", *, should_stop: Callable[[], bool] | None = None,
+          on_event: Callable[[dict[str, Any]], None] | None = None) -> Worker:
+    """A worker for study `name`: its storage with heartbeats and its data, built once."""
+    from .. import data as datasets
+
+    opened = open_study(name, storage, runs_dir, heartbeats=True)
+    try:
+        data = datasets.from_spec(opened.spec.data)
+    except (ValueError, OSError, datasets.DatasetUnavailableError) as error:
+        raise ValueError(f"study {name!r}: its data cannot be built here: {error}") from None
+    return Worker(storage=opened.storage, study=opened.study, study_id=opened.study_id,
+                  spec=opened.spec, runs_dir=Path(runs_dir), device=device, data=data,
+                  should_stop=should_stop or (lambda: False),
+                  on_event=on_event or (lambda event: None))
+
+
+def step(worker: Worker) -> tuple[str, int | None]:
+    """One turn of a worker: queue stale trials again, take a waiting trial and run it.
+    Returns (outcome, trial number), ("idle", None) when none waits but some run (they may
+    yet come back), or ("done", None) when none waits or runs."""
+    stores.retry_stale(worker.study)
+    trial_id = stores.take_waiting(worker.storage, worker.study_id)
+    if trial_id is None:
+        running = stores.count(worker.storage, worker.study_id, TrialState.RUNNING)
+        return ("idle" if running else "done"), None
+    number = worker.storage.get_trial(trial_id).number
+    with Heartbeat(worker.storage, trial_id, worker.spec.heartbeat):
+        return run(worker, trial_id), number
+
+
 def work(name: str, storage: str | None = None, runs_dir: str | Path = "runs",
          device: str = "cpu", *, should_stop: Callable[[], bool] | None = None,
          on_event: Callable[[dict[str, Any]], None] | None = None,
@@ -82,36 +113,23 @@ def work(name: str, storage: str | None = None, runs_dir: str | Path = "runs",
     `should_stop()`). `wait=False` returns as soon as none waits, without waiting for other
     workers' running trials. Returns {"outcomes": {outcome: count}, "trials": [numbers]}.
     Run folders go to `runs_dir`; `on_event(dict)` hears of each trial's start and end."""
-    from .. import data as datasets
-
-    stop = should_stop or (lambda: False)
-    tell = on_event or (lambda event: None)
-    opened = open_study(name, storage, runs_dir, heartbeats=True)
-    store, study, spec = opened.storage, opened.study, opened.spec
-    try:
-        data = datasets.from_spec(spec.data)
-    except (ValueError, OSError, datasets.DatasetUnavailableError) as error:
-        raise ValueError(f"study {name!r}: its data cannot be built here: {error}") from None
-    worker = Worker(storage=store, study=study, study_id=opened.study_id, spec=spec,
-                    runs_dir=Path(runs_dir), device=device, data=data, should_stop=stop,
-                    on_event=tell)
+    worker = start(name, storage, runs_dir, device, should_stop=should_stop,
+                   on_event=on_event)
     outcomes: Counter[str] = Counter()
     taken: list[int] = []
     announced = False
-    while not stop() and (max_trials is None or len(taken) < max_trials):
-        stores.retry_stale(study)
-        trial_id = stores.take_waiting(store, worker.study_id)
-        if trial_id is None:
-            running = stores.count(store, worker.study_id, TrialState.RUNNING)
-            if not wait or running == 0:
-                break
+    while not worker.should_stop() and (max_trials is None or len(taken) < max_trials):
+        outcome, number = step(worker)
+        if outcome == "done" or (outcome == "idle" and not wait):
+            break
+        if outcome == "idle":
             if not announced:
-                tell({"kind": "waiting", "running": running})
+                running = stores.count(worker.storage, worker.study_id, TrialState.RUNNING)
+                worker.on_event({"kind": "waiting", "running": running})
                 announced = True
-            _pause(min(_POLL_MAX_S, spec.heartbeat), stop)
+            _pause(min(_POLL_MAX_S, worker.spec.heartbeat), worker.should_stop)
             continue
         announced = False
-        taken.append(store.get_trial(trial_id).number)
-        with Heartbeat(store, trial_id, spec.heartbeat):
-            outcomes[run(worker, trial_id)] += 1
+        taken.append(number)
+        outcomes[outcome] += 1
     return {"outcomes": dict(outcomes), "trials": taken}
