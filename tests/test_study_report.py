@@ -192,3 +192,26 @@ def test_estimate_counts_every_trial(tmp_path):
     assert guess["total_seconds"] == pytest.approx(
         sum(3 * p["trial_seconds"] for p in guess["points"]))
     assert guess["total_seconds"] / 2 <= guess["wall_seconds"] <= guess["total_seconds"]
+
+
+def test_a_trial_taken_by_a_worker_that_died_before_its_first_beat_is_retried(tmp_path):
+    """The take itself writes the first heartbeat: a worker gone right after taking a trial
+    (before its heartbeat thread ran) leaves a trial that goes stale, not one running for
+    ever that every other worker would wait on."""
+    import time
+
+    import optuna
+
+    from resnext.study import storage as stores
+
+    runs = tmp_path / "runs"
+    make("gone", runs, values=(2,), seeds=(0,), heartbeat=1, grace=2)
+    database = stores.open_storage(None, runs)
+    cached = optuna.storages.get_storage(database)
+    assert stores.take_waiting(cached, cached.get_study_id_from_name("gone"), heartbeat=True)
+    deadline = time.monotonic() + 120  # without the first beat this worker would wait for ever
+    done = resnext.study.work("gone", runs_dir=runs,
+                              should_stop=lambda: time.monotonic() > deadline)
+    assert done["outcomes"] == {"complete": 1}
+    states = [t["state"] for t in resnext.study.report("gone", runs_dir=runs)["trials"]]
+    assert states == ["FAIL", "COMPLETE"]

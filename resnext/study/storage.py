@@ -133,12 +133,20 @@ def create(storage: RDBStorage, name: str, directions: list[str]) -> optuna.Stud
                          f"choose another name (or `work {name}` to continue it)") from None
 
 
-def take_waiting(storage: BaseStorage, study_id: int) -> int | None:
+def take_waiting(storage: BaseStorage, study_id: int, heartbeat: bool = False) -> int | None:
     """Move one WAITING trial to RUNNING and return its id (None: none waits). Atomic across
-    processes (see the module's note): of two workers only one gets a given trial."""
+    processes (see the module's note): of two workers only one gets a given trial.
+
+    With `heartbeat`, the trial's heartbeat is written before it is taken: Optuna never
+    counts a RUNNING trial without a heartbeat as stale, so a worker that died between the
+    take and its first beat would leave its trial running for ever, and every other worker
+    waiting on it. (A beat on a trial another worker takes is harmless: that worker's own
+    beats replace it, and a waiting trial is never stale.)"""
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
+            if heartbeat:
+                storage.record_heartbeat(trial_id)
             if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 return trial_id
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -50,7 +50,7 @@ class Worker:
 
 
 class Heartbeat:
-    """Records the trial's heartbeat now and every `interval` seconds in a daemon thread, so
+    """Records the trial's heartbeat every `interval` seconds in a daemon thread, so
     a worker that dies stops beating and its trial goes stale; a failed write is retried at
     the next beat rather than ending the trial."""
 
@@ -67,8 +67,7 @@ class Heartbeat:
                 pass
 
     def __enter__(self) -> "Heartbeat":
-        self.storage.record_heartbeat(self.trial_id)
-        self.thread.start()
+        self.thread.start()  # the take wrote the first beat (resnext.study.storage)
         return self
 
     def __exit__(self, *exc: Any) -> None:

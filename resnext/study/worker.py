@@ -96,7 +96,7 @@ def step(worker: Worker) -> tuple[str, int | None]:
     Returns (outcome, trial number), ("idle", None) when none waits but some run (they may
     yet come back), or ("done", None) when none waits or runs."""
     stores.retry_stale(worker.study)
-    trial_id = stores.take_waiting(worker.storage, worker.study_id)
+    trial_id = stores.take_waiting(worker.storage, worker.study_id, heartbeat=True)
     if trial_id is None:
         running = stores.count(worker.storage, worker.study_id, TrialState.RUNNING)
         return ("idle" if running else "done"), None
