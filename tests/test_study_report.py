@@ -215,3 +215,13 @@ def test_a_trial_taken_by_a_worker_that_died_before_its_first_beat_is_retried(tm
     assert done["outcomes"] == {"complete": 1}
     states = [t["state"] for t in resnext.study.report("gone", runs_dir=runs)["trials"]]
     assert states == ["FAIL", "COMPLETE"]
+
+
+def test_studies_lists_what_the_storage_holds(worked, capsys):
+    runs, _ = worked
+    listed = resnext.study.studies(runs_dir=runs)
+    assert [s["name"] for s in listed] == ["grid"]
+    assert listed[0]["mode"] == "grid" and listed[0]["trials"] == 4
+    assert listed[0]["counts"]["COMPLETE"] == 4
+    assert main(["list", "--runs-dir", str(runs)]) == 0
+    assert "grid  grid  4 trials: 4 COMPLETE" in capsys.readouterr().out

@@ -42,6 +42,7 @@ _LAZY = {
     "estimate": ".estimation",
     "work": ".worker", "start": ".worker", "step": ".worker", "open_study": ".worker",
     "report": ".reporting", "to_csv": ".reporting", "to_text": ".reporting",
+    "studies": ".reporting",
     "default_url": ".storage",
 }
 

@@ -5,6 +5,7 @@ storage reaches), show it.
         --keep-complexity --seeds 0,1,2 --data shapes --epochs 5
     python -m resnext.study work table2 [--device cuda:0]      # until no trial waits
     python -m resnext.study show table2 [--json | --csv]
+    python -m resnext.study list                                 # the studies in the storage
     python -m resnext.study search front --budget-macs 20000000 --trials 16 --data shapes
 
 Exit status: 0 done (or stopped: SIGINT/SIGTERM queue the running trial again), 1 when a
@@ -98,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
     work.add_argument("--max-trials", type=int, help="stop after this many trials")
     work.add_argument("--no-wait", action="store_true",
                       help="stop when none waits, even while others' trials run")
+    listing = commands.add_parser("list", help="the studies in a storage")
+    listing.add_argument("--storage")
+    listing.add_argument("--runs-dir", type=Path, default=Path("runs"))
     show = commands.add_parser("show", help="the study's points and trials (live)")
     _storage_options(show)
     formats = show.add_mutually_exclusive_group()
@@ -264,13 +268,23 @@ def show_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def list_command(args: argparse.Namespace) -> int:
+    from .reporting import studies
+
+    for listed in studies(args.storage, args.runs_dir):
+        counts = ", ".join(f"{n} {state}" for state, n in listed["counts"].items() if n)
+        print(f"{listed['name']}  {listed['mode'] or 'not a resnext study'}  "
+              f"{listed['trials']} trials: {counts or 'none'}  (created {listed['created']})")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     command = {"create": create_command, "search": create_command, "work": work_command,
-               "show": show_command}[args.command]
+               "show": show_command, "list": list_command}[args.command]
     try:
         return command(args)
     except ValueError as error:

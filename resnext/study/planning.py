@@ -34,7 +34,7 @@ def plan(spec: StudySpec) -> dict[str, Any]:
         raise ValueError(f"--recipe must be one of {', '.join(RECIPE_NAMES)}, "
                          f"got {spec.recipe!r}")
     notes = []
-    if len(spec.seeds) < RECOMMENDED_SEEDS:
+    if spec.few_seeds:
         notes.append(f"{len(spec.seeds)} seed(s): intervals need 2 and are wide below "
                      f"{RECOMMENDED_SEEDS} (t(0.975, 1) = 12.7)")
     if spec.search is not None:

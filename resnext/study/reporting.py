@@ -304,3 +304,26 @@ def to_text(result: dict[str, Any]) -> str:
                      trial["run_id"] or "-",
                      "-" if accuracy is None else f"{100 * accuracy:.1f} %"])
     return "\n".join(lines + _table(rows)) + "\n"
+
+
+def studies(storage: str | None = None, runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
+    """Every study in the storage: {"name", "mode", "trials", "counts", "created"} (what a
+    study picker lists; a study not made by resnext.study has mode None)."""
+    import optuna
+
+    from . import storage as stores
+
+    database = stores.open_storage(storage, runs_dir)
+    listed = []
+    for summary in optuna.get_all_study_summaries(database, include_best_trial=False):
+        spec = summary.user_attrs.get("spec") or {}
+        trials = optuna.load_study(study_name=summary.study_name,
+                                   storage=database).get_trials(deepcopy=False)
+        listed.append({
+            "name": summary.study_name,
+            "mode": ("search" if spec.get("search") else "grid") if spec else None,
+            "trials": len(trials),
+            "counts": {state: sum(t.state.name == state for t in trials) for state in STATES},
+            "created": None if summary.datetime_start is None
+            else summary.datetime_start.isoformat(timespec="seconds")})
+    return sorted(listed, key=lambda s: s["name"])
