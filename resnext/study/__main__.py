@@ -234,8 +234,14 @@ def _say(event: dict[str, Any]) -> None:
     elif kind == "lost":
         line = (f"trial {event['trial']}: finished after another worker took it for dead; "
                 f"its retry counts instead")
-    else:
+    elif kind == "pruned":
+        line = f"trial {event['trial']} pruned: {event['reason']}"
+    elif kind == "copied":
+        line = f"trial {event['trial']}: the network of trial {event['same_as']}, not trained again"
+    elif kind == "waiting":
         line = f"no trial waits; waiting for {event['running']} running trial(s) to end"
+    else:
+        line = f"{kind}: {event}"
     print(line, flush=True)
 
 

@@ -131,6 +131,30 @@ def _results(worker: Worker, cfg: ResNeXtConfig, fitted: Any, train_s: float
     return attrs, values
 
 
+def _copied(worker: Worker, trial: optuna.Trial, cfg: ResNeXtConfig) -> bool:
+    """A search sample equal to a network already trained takes its results (True)."""
+    same = searching.same_as(worker, cfg) if worker.spec.search is not None else None
+    if same is None:
+        return False
+    for key in ("run_id", "accuracy", "metrics", "macs", "params", "config"):
+        trial.set_user_attr(key, same.user_attrs.get(key))
+    trial.set_user_attr("same_as", same.number)
+    worker.study.tell(trial, same.values)
+    worker.on_event({"kind": "copied", "trial": trial.number, "same_as": same.number})
+    return True
+
+
+def _failed(worker: Worker, trial: optuna.Trial, run_id: str, message: str) -> str:
+    try:
+        trial.set_user_attr("error", message)
+        worker.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass  # failed as stale by another worker meanwhile (and queued again)
+    worker.on_event({"kind": "failed", "trial": trial.number, "run_id": run_id,
+                     "error": message})
+    return "failed"
+
+
 def run(worker: Worker, trial_id: int) -> str:
     """Train and score one RUNNING trial; returns "complete", "failed", "stopped" (given back
     to the queue), "pruned" (a search sample over the budget) or "lost" (another worker
@@ -144,13 +168,9 @@ def run(worker: Worker, trial_id: int) -> str:
     except optuna.TrialPruned as reason:
         trial.set_user_attr("error", str(reason))
         study.tell(trial, state=TrialState.PRUNED)
+        worker.on_event({"kind": "pruned", "trial": trial.number, "reason": str(reason)})
         return "pruned"
-    same = searching.same_as(worker, cfg) if spec.search is not None else None
-    if same is not None:
-        for key in ("run_id", "accuracy", "metrics", "macs", "params"):
-            trial.set_user_attr(key, same.user_attrs.get(key))
-        trial.set_user_attr("same_as", same.number)
-        study.tell(trial, same.values)
+    if _copied(worker, trial, cfg):
         return "complete"
     run_id = f"{spec.name}-{label}-s{seed}-{uuid.uuid4().hex[:6]}"
     trial.set_user_attr("run_id", run_id)
@@ -166,12 +186,7 @@ def run(worker: Worker, trial_id: int) -> str:
             return "stopped"
         attrs, values = _results(worker, cfg, fitted, time.perf_counter() - began)
     except Exception as error:  # noqa: BLE001 - the trial fails, the worker goes on
-        message = describe_error(error)
-        trial.set_user_attr("error", message)
-        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        worker.on_event({"kind": "failed", "trial": trial.number, "run_id": run_id,
-                         "error": message})
-        return "failed"
+        return _failed(worker, trial, run_id, describe_error(error))
     try:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
