@@ -9,6 +9,9 @@ or goes stale, and then this worker takes its retry.
 Stopping (`should_stop()` true, or SIGINT/SIGTERM for the CLI) ends the running trial's
 training at its next step and queues the trial again at once; a worker killed outright
 leaves its trial RUNNING, and the heartbeat makes it stale.
+
+`start` (a worker: storage, study, data) and `step` (one trial) are `work`'s parts, for a
+caller that runs one trial at a time (the benchmark; an app that shows each trial's end).
 """
 
 from __future__ import annotations
