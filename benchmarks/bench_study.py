@@ -12,6 +12,9 @@ stem, 32-px shapes) and keep-complexity gives each C its d. Five points x three 
    `resnext.explain.evaluate` of the same methods on the same images. Study trials
    (`resnext.study.step`, one trial each) and plain runs alternate, the first of each pair
    switching every round, so drift on a shared machine hits both alike. Target: <= 5 %.
+   On a loaded machine single pairs differ by tens of percent either way, so the benchmark
+   also prints the machinery's own time inside each study trial: the step's wall time
+   minus that trial's fit + scoring, measured in the same trial.
 
     python -m benchmarks.bench_study [--threads 2] [--epochs 2] [--train 1000]
 """
@@ -97,8 +100,13 @@ def report(spec, runs, setup, in_study, plainly, args) -> None:
     total = setup + sum(in_study)
     overhead = 100 * (sum(in_study) / sum(plainly) - 1)
     ratios = sorted(s / p for s, p in zip(in_study, plainly))
+    result = study.report("table2", runs_dir=runs)
+    # Within each study trial: its step's wall time minus its own fit + scoring (the trial's
+    # "seconds"): what the machinery adds, free of the drift between two separate runs.
+    work = [t["seconds"] for t in result["trials"]]
+    machinery = [s - w for s, w in zip(in_study, work)]
     print()
-    print(study.to_text(study.report("table2", runs_dir=runs)))
+    print(study.to_text(result))
     print(f"CPU: {os.cpu_count()} cores, torch threads {args.threads}, load average "
           f"{os.getloadavg()[0]:.1f}; {len(in_study)} trials of {args.epochs} epochs on "
           f"{args.train} shapes images at 32 px")
@@ -109,6 +117,10 @@ def report(spec, runs, setup, in_study, plainly, args) -> None:
     print(f"per-trial overhead of the study machinery: {overhead:+.1f} % of the plain time "
           f"(median ratio {ratios[len(ratios) // 2]:.3f}; target <= "
           f"{OVERHEAD_TARGET_PERCENT:.0f} %): {verdict}")
+    print(f"machinery inside the study trials (step minus its own fit + scoring): "
+          f"{sum(machinery) / len(machinery):.2f} s per trial, "
+          f"{100 * sum(machinery) / sum(work):.2f} % of their fit + scoring "
+          f"(largest {max(machinery):.2f} s)")
     print(f"with 3 workers (one per GPU or machine): about "
           f"{wall_seconds(in_study, 3):.0f} s of trials")
 
