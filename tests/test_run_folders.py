@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -31,6 +30,14 @@ def write_run(folder, state="finished", dataset="shapes", epochs=2, weights=True
     if weights:
         runs.model_file(folder).write_bytes(b"")
     return folder
+
+
+def app_context(manager, data_dir):
+    """The Train tab's context around `manager`, as the app builds it (no accounts)."""
+    from explorer.context import AppOptions, TabContext
+
+    return TabContext(options=AppOptions(data_dir=data_dir), demo=None, selection=None,
+                      weights=None, training=manager)
 
 
 @pytest.mark.parametrize("run_id", BAD_IDS)
@@ -66,15 +73,14 @@ def test_every_app_reader_of_a_run_id_uses_the_one_check(tmp_path, spied_run_dir
     from explorer.train.jobs import TrainingManager
 
     manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
-    ctx = SimpleNamespace(training=manager, options=SimpleNamespace(data_dir=tmp_path))
-    api = tab.make_api(ctx)
+    api = tab.make_api(app_context(manager, tmp_path))
     readers = {
         "manager.status": manager.status, "manager.record": manager.record,
-        "manager.stop": manager.stop,
+        "manager.stop": manager.stop, "manager.delete": manager.delete,
         "evaluate.run_folder": lambda run_id: evaluate.run_folder(tmp_path, run_id),
         "evaluate.describe_run": lambda run_id: evaluate.describe_run(tmp_path, run_id),
         "/train_status": api["train_status"], "/train_stop": api["train_stop"],
-        "/use_run": api["use_run"]}
+        "/delete_run": api["delete_run"], "/use_run": api["use_run"]}
     for name, reader in readers.items():
         for run_id in ("../x", "/etc", ".hidden"):
             spied_run_dir.clear()
@@ -88,8 +94,7 @@ def test_the_train_tabs_page_handlers_refuse_a_path_too(tmp_path, spied_run_dir)
     from explorer.train.jobs import TrainingManager
 
     manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
-    ctx = SimpleNamespace(training=manager, options=SimpleNamespace(data_dir=tmp_path))
-    handlers = tab.Handlers(ctx)
+    handlers = tab.Handlers(app_context(manager, tmp_path))
     for name in ("show_run", "use_run"):
         spied_run_dir.clear()
         getattr(handlers, name)("../../etc")  # keep_state: a warning, the page unchanged
