@@ -163,7 +163,7 @@ class Handlers:
         self.manager.authorize(run_id, self.ctx.user(request), "delete")
         record = self.manager.record(run_id)
         if record is None:
-            raise ValueError(f"{run_id} holds no run (or its process is starting)")
+            raise ValueError(f"{run_id} holds no run")
         question, label = views.delete_prompt(record)
         return {"confirm_box": gr.update(visible=True), "confirm_text": question,
                 "confirm": gr.update(value=label)}

@@ -402,10 +402,12 @@ def read_run(run_dir: Path) -> RunRecord | None:
 
 
 def _unstarted_record(run_dir: Path, status: Mapping[str, Any]) -> RunRecord | None:
-    """A run with no config.json yet: queued (its request.json says what it will be),
-    failed before writing its config, or None (its process is still starting)."""
+    """A run with no config.json yet: queued or starting (its request.json, if any, says
+    what it will be), or failed before writing its config; None without a status."""
     state = status.get("state")
-    if state not in (QUEUED, "failed"):
+    if state == "running" and not pid_alive(status.get("pid")):
+        state = "interrupted"
+    if state not in (QUEUED, "running", "failed", "interrupted"):
         return None
     asked = (read_request(run_dir) or {}).get("request") or {}
     return RunRecord(
@@ -574,7 +576,7 @@ def delete_run(runs_dir: str | os.PathLike[str], run_id: Any) -> int:
         raise RunError(f"{run_id} is not directly inside the runs directory: nothing was deleted")
     record = read_run(folder)
     if record is None:
-        raise RunError(f"{run_id} holds no run (or its process is starting): nothing was deleted")
+        raise RunError(f"{run_id} holds no run: nothing was deleted")
     if record.state == "running":
         raise RunError(f"{run_id} is running: stop it first, then delete it")
     size = folder_size(folder)
