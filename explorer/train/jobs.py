@@ -42,18 +42,18 @@ STEP_HISTORY = 5000  # at most this many step points are kept per run for the li
 STATES = runs.RECORD_STATES
 
 # The state comes second: it is what a person scans the table for, and a narrow page hides
-# the last columns first.
-RUN_COLUMNS = ["run", "state", "owner", "network", "dataset", "epochs",
-               "test accuracy (last epoch)", "best test accuracy", "time", "size", "device",
+# the last columns first. Owner and size next: whose run it is and what deleting it frees.
+RUN_COLUMNS = ["run", "state", "owner", "size", "network", "dataset", "epochs",
+               "test accuracy (last epoch)", "best test accuracy", "time", "device",
                "started (UTC)"]
 
 
 def run_row(record: RunRecord) -> list[Any]:
     """A record as the runs table's row (RUN_COLUMNS)."""
     accuracy = "–" if record.test_accuracy is None else f"{100 * record.test_accuracy:.1f} %"
-    return [record.run_id, record.state, record.owner or "–", record.network, record.dataset,
-            f"{record.epochs_done}/{record.epochs}", accuracy, best_cell(record),
-            f"{record.seconds:,.0f} s", byte_size(record.size_bytes), record.device,
+    return [record.run_id, record.state, record.owner or "–", byte_size(record.size_bytes),
+            record.network, record.dataset, f"{record.epochs_done}/{record.epochs}", accuracy,
+            best_cell(record), f"{record.seconds:,.0f} s", record.device,
             record.started_at.replace("T", " ").rstrip("Z")]
 
 

@@ -305,8 +305,12 @@ class Runs:
         with gr.Row():
             self.table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True,
                                       elem_id="runs-table", elem_classes=["rx-table"])
-        self.total = gr.HTML("", elem_id="runs-total")
-        self._deleting()
+        with gr.Row(equal_height=True):
+            self.total = gr.HTML("", elem_id="runs-total")
+            self.picked = gr.State(None)  # the run id of the row clicked
+            self.delete = gr.Button("Delete…", variant="stop", size="sm", visible=False,
+                                    elem_id="runs-delete", scale=0, min_width=260)
+        self._confirmation()
         with gr.Row(equal_height=False):
             self.choice = ui.Dropdown([], value=None, label="Run", scale=3, min_width=240,
                                       allow_custom_value=False)
@@ -325,13 +329,10 @@ class Runs:
                                   columns=8, height=330, object_fit="contain",
                                   allow_preview=False)
 
-    def _deleting(self) -> None:
-        """A row clicked offers Delete; Delete asks, naming the run and its size."""
-        self.picked = gr.State(None)  # the run id of the row clicked
-        self.delete = gr.Button("Delete…", variant="stop", size="sm", visible=False,
-                                elem_id="runs-delete")
-        with gr.Group(visible=False, elem_id="runs-confirm") as self.confirm_box:
-            self.confirm_text = gr.HTML("")
+    def _confirmation(self) -> None:
+        """A row clicked offers Delete; Delete asks here, naming the run and its size."""
+        with gr.Group(visible=False) as self.confirm_box:
+            self.confirm_text = gr.HTML("", elem_id="runs-confirm")
             with gr.Row():
                 self.confirm = gr.Button("Confirm: delete", variant="stop", size="sm")
                 self.cancel = gr.Button("Cancel", size="sm")
