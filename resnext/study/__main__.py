@@ -118,24 +118,11 @@ def _numbers(flag: str, text: str) -> tuple[int, ...]:
 
 
 def base_config(args: argparse.Namespace, num_classes: int):
-    from ..config import ResNeXtConfig
-    from ..presets import PRESETS
+    """--preset or --config (JSON or @file) as `python -m resnext.train` reads them, whose
+    default is the small network it trains (minutes on a CPU): one reading of those flags."""
+    from ..train.__main__ import load_config
 
-    if args.preset:
-        return PRESETS[args.preset].replace(num_classes=num_classes)
-    if args.config:
-        text = Path(args.config[1:]).read_text() if args.config.startswith("@") else args.config
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"--config is not valid JSON: {error.msg} (column {error.colno})")
-        if not isinstance(values, dict):
-            raise ValueError("--config must be a JSON object such as {\"cardinality\": 4}")
-        values.setdefault("num_classes", num_classes)
-        return ResNeXtConfig.from_dict(values)
-    # The small network resnext.train's CLI trains by default (minutes on a CPU).
-    return ResNeXtConfig(cardinality=4, bottleneck_width=16, base_planes=16,
-                         stage_blocks=(1, 1, 1), stem="cifar", num_classes=num_classes)
+    return load_config(args, num_classes)
 
 
 def build_spec(args: argparse.Namespace):
