@@ -37,38 +37,26 @@ DEFAULT_N_IMAGES = 64
 # The shapes dataset as a study trains on it by default: big enough for differences of a
 # few points to show, small enough for a 15-trial study to finish on a CPU in minutes.
 SHAPES_DEFAULTS = {"train": 2000, "test": 500, "image_size": 32}
-DATA_NAMES = ("shapes", "shapes-shortcut", "cifar10", "cifar100", "folder")
 
 
 def data_spec(name: str, *, train_size: int | None = None, test_size: int | None = None,
               image_size: int | None = None, seed: int = 0, root: str | None = None,
               shortcut: float | None = None) -> dict[str, Any]:
-    """The `resnext.data.from_spec` mapping of a dataset: "shapes", "shapes-shortcut",
-    "cifar10", "cifar100" (root: the folder of the archive) or "folder:PATH"."""
-    if name.startswith("folder:"):
-        name, root = "folder", name[len("folder:"):]
-    if name not in DATA_NAMES:
-        raise ValueError(f"--data must be one of shapes, shapes-shortcut, cifar10, cifar100 or "
-                         f"folder:PATH, got {name!r}")
-    if name.startswith("shapes"):
-        spec: dict[str, Any] = {
-            "name": name, "seed": seed,
-            "image_size": SHAPES_DEFAULTS["image_size"] if image_size is None else image_size,
-            "sizes": {"train": SHAPES_DEFAULTS["train"] if train_size is None else train_size,
-                      "test": SHAPES_DEFAULTS["test"] if test_size is None else test_size},
-            "shortcut": None}
-        if name == "shapes-shortcut":
-            spec["shortcut"] = 0.9 if shortcut is None else shortcut  # resnext.data's default
-        return spec
-    if not root:
-        raise ValueError(f"--data {name} needs --data-root, the folder that holds it")
-    spec = {"name": name, "root": str(root)}
-    if name == "folder":
-        spec.update(image_size=64 if image_size is None else image_size, seed=seed)
-    limits = {k: v for k, v in (("train", train_size), ("test", test_size)) if v is not None}
-    if limits:
-        spec["limit"] = limits
-    return spec
+    """The `resnext.data.from_spec` mapping of a dataset as `--data` names it (any entry of
+    resnext.data's registry: "shapes", "cifar10", "folder:PATH", ...). A generated set gets
+    the study's sizes (SHAPES_DEFAULTS) where none are given; a fixed one needs its folder."""
+    from ..data import registry
+
+    chosen, path = registry.parse_argument(name)
+    if chosen.generated:
+        train_size = SHAPES_DEFAULTS["train"] if train_size is None else train_size
+        test_size = SHAPES_DEFAULTS["test"] if test_size is None else test_size
+        if image_size is None and not chosen.fixed_image_size:
+            image_size = SHAPES_DEFAULTS["image_size"]
+    elif not (path or root):
+        raise ValueError(f"--data {chosen.name} needs --data-root, the folder that holds it")
+    return registry.request_spec(name, root=root, image_size=image_size, n_train=train_size,
+                                 n_test=test_size, seed=seed, shortcut=shortcut)
 
 
 @dataclass(frozen=True)
