@@ -1,10 +1,12 @@
-"""`python -m explorer`: serve the ResNeXt Explorer on http://127.0.0.1:7860."""
+"""`python -m explorer`: serve the ResNeXt Explorer on http://127.0.0.1:7860;
+`python -m explorer users ...` manages the accounts of an auth file (`explorer.accounts`)."""
 
 from __future__ import annotations
 
 import argparse
 import ctypes
 import gc
+import ipaddress
 import logging
 import os
 import sys
@@ -85,11 +87,89 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="where CIFAR archives and image folders are looked for; the Train "
                              "tab offers folders from inside it only (default ./data)")
+    _add_sharing_flags(parser)
     return parser.parse_args(argv)
 
 
+def _add_sharing_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for a server several people share (README: "Running it for several people")."""
+    from .train.jobs import QueueLimits
+
+    limits = QueueLimits()
+    parser.add_argument("--auth-file", type=Path, default=None,
+                        help="accounts file: everyone signs in (page and API); manage it with "
+                             "`python -m explorer users add NAME --auth-file FILE`")
+    parser.add_argument("--admin", action="append", default=[], metavar="NAME",
+                        help="a user (of --auth-file) who may stop and delete every run; "
+                             "repeat for several")
+    parser.add_argument("--max-runs-per-user", type=int, default=limits.per_user,
+                        help="trainings one user may have queued or running at once "
+                             f"(default {limits.per_user})")
+    parser.add_argument("--max-queue-per-device", type=int, default=limits.per_device,
+                        help="trainings queued or running per device, all users together "
+                             f"(default {limits.per_device})")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to any interface
+
+
+def open_access_warning(host: str, port: int, share: bool) -> str | None:
+    """What to tell the person starting a server others can reach without accounts."""
+    reach = []
+    if not is_loopback(host):
+        reach.append(f"who can reach this machine on port {port}")
+    if share:
+        reach.append("who has the public gradio.live link")
+    if not reach:
+        return None
+    return (f"warning: no --auth-file: anyone {' and anyone '.join(reach)} can use this app "
+            f"without signing in: train on it, and stop and delete every run. Add accounts "
+            f"with `python -m explorer users add NAME --auth-file FILE` and start with "
+            f"--auth-file FILE.")
+
+
+def sharing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """AppOptions' accounts, admins and queue limits from the flags (a ValueError says which
+    flag is wrong)."""
+    from .accounts import Accounts
+    from .train.jobs import QueueLimits
+
+    limits = QueueLimits(args.max_runs_per_user, args.max_queue_per_device)
+    if args.auth_file is None:
+        if args.admin:
+            raise ValueError("--admin needs --auth-file (without accounts there is one user, "
+                             "who may manage every run)")
+        return {"queue_limits": limits}
+    accounts = Accounts(args.auth_file)
+    unknown = [name for name in args.admin if not accounts.has(name)]
+    if unknown:
+        raise ValueError(f"--admin {', '.join(unknown)}: no such user in {args.auth_file}")
+    return {"accounts": accounts, "admins": tuple(args.admin), "queue_limits": limits}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["users"]:
+        from .accounts import users_main
+
+        return users_main(argv[1:])
     args = parse_args(argv)
+    try:
+        sharing = sharing_options(args)
+    except ValueError as error:
+        print(f"python -m explorer: {error}", file=sys.stderr)
+        return 2
+    warning = None if "accounts" in sharing else open_access_warning(args.host, args.port,
+                                                                    args.share)
+    if warning:
+        print(f"python -m explorer: {warning}", file=sys.stderr)
     limit_malloc_arenas()
     if args.device != "cpu":
         # Checked now (this imports torch) so a wrong --device is a clear message at start,
@@ -106,11 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         from .app import create_app, launch_options
         from .context import AppOptions
 
-        demo = create_app(AppOptions(default_device=args.device, runs_dir=args.runs_dir,
-                                     data_dir=args.data_dir))
+        options = AppOptions(default_device=args.device, runs_dir=args.runs_dir,
+                             data_dir=args.data_dir, **sharing)
+        demo = create_app(options)
         one_event_at_a_time(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,
-                **launch_options())
+                **launch_options(options))
     return 0
 
 

@@ -8,7 +8,7 @@ from . import components as ui
 from .context import AppOptions, TabContext
 from .selection import default_selection
 from .shared.models import WeightsChoice
-from .train.jobs import TrainingManager
+from .train.jobs import QueueLimits, TrainingManager
 from .architecture import tab as architecture
 from .attributions import tab as attributions
 from .complexity import tab as complexity
@@ -17,6 +17,8 @@ from .run import tab as run
 from .train import tab as train
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
+SIGN_IN_MESSAGE = ("ResNeXt Explorer: sign in with the account the server's administrator "
+                   "made for you (python -m explorer users add NAME).")
 INTRO = (
     "# ResNeXt Explorer\n"
     "ResNeXt ([Xie et al., *Aggregated Residual Transformations for Deep Neural Networks*, "
@@ -42,7 +44,9 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
         device = gr.State(options.default_device)
         ctx = TabContext(options=options, demo=demo, selection=selection, weights=weights,
                          device=device, selection_request=gr.State(None),
-                         training=TrainingManager(options.runs_dir, options.data_dir))
+                         training=TrainingManager(options.runs_dir, options.data_dir,
+                                                  options.queue_limits or QueueLimits(),
+                                                  options.admin_names))
         with gr.Tabs():
             with gr.Tab("Architecture", id="architecture"):
                 architecture.build(ctx)
@@ -61,8 +65,12 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
     return demo
 
 
-def launch_options() -> dict:
-    """Keyword arguments for `demo.launch` shared by `python -m explorer` and the tests."""
+def launch_options(options: AppOptions | None = None) -> dict:
+    """Keyword arguments for `demo.launch` shared by `python -m explorer` and the tests; with
+    accounts (`options.accounts`), the page and the API ask to sign in."""
     from .theme import CSS
 
-    return {"css": CSS, "max_file_size": "20mb", "show_error": True, "footer_links": ["api"]}
+    launch = {"css": CSS, "max_file_size": "20mb", "show_error": True, "footer_links": ["api"]}
+    if options is not None and options.accounts is not None:
+        launch.update(auth=options.accounts, auth_message=SIGN_IN_MESSAGE)
+    return launch

@@ -87,28 +87,31 @@ class Dropdown(gr.Dropdown):
 
 # Outputs by name, and API-only endpoints ---------------------------------------------------
 
-def by_name(handler: Callable[..., Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
-    """`fn` and `outputs` for an event whose handler answers by name.
-
-    The handler returns `{name: value}` for the outputs it sets; Gradio gets
-    `{component: value}`, and every output left out keeps its value (as `gr.skip()` would,
-    so there are no positional tuples of skips). Anything else it returns (`gr.skip()` for
-    all of them) passes through. A name that is not an output is a bug: it raises.
-    """
-    named = dict(outputs)
+def named(handler: Callable[..., Any], outputs: Mapping[str, Any]) -> Callable[..., Any]:
+    """`handler`, answering by name: it returns `{name: value}` for the outputs it sets and
+    Gradio gets `{component: value}`; every output left out keeps its value (as `gr.skip()`
+    would, so there are no positional tuples of skips). Anything else it returns (`gr.skip()`
+    for all of them) passes through. A name that is not an output is a bug: it raises. The
+    handler's signature is kept, so Gradio still passes `gr.Request`, progress and events."""
+    named_outputs = dict(outputs)
 
     @functools.wraps(handler)
     def answer(*args: Any, **kwargs: Any) -> Any:
         result = handler(*args, **kwargs)
         if not isinstance(result, dict) or "__type__" in result:
             return result
-        unknown = set(result) - set(named)
+        unknown = set(result) - set(named_outputs)
         if unknown:
             raise KeyError(f"{handler.__name__} answered {sorted(unknown)}, which are not "
-                           f"its outputs {list(named)}")
-        return {named[name]: value for name, value in result.items()}
+                           f"its outputs {list(named_outputs)}")
+        return {named_outputs[name]: value for name, value in result.items()} or gr.skip()
 
-    return {"fn": answer, "outputs": list(named.values())}
+    return answer
+
+
+def by_name(handler: Callable[..., Any], outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """`fn` and `outputs` for an event whose handler answers by name (`named`)."""
+    return {"fn": named(handler, outputs), "outputs": list(dict(outputs).values())}
 
 
 def api(fn: Callable[..., Any], api_name: str, **options: Any) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .accounts import LOCAL_USER, user_of
+
 
 @dataclass
 class AppOptions:
@@ -16,6 +18,18 @@ class AppOptions:
     # offers image folders from inside `data_dir` only, never a free path on the server.
     runs_dir: Path = Path("runs")
     data_dir: Path = Path("data")
+    # explorer.accounts.Accounts (--auth-file): everyone signs in. None: one local user.
+    accounts: Any = None
+    admins: tuple[str, ...] = ()  # --admin: users who may stop and delete every run
+    # explorer.train.jobs.QueueLimits (--max-runs-per-user, --max-queue-per-device); None:
+    # its defaults.
+    queue_limits: Any = None
+
+    @property
+    def admin_names(self) -> frozenset[str]:
+        """Who may manage every run: the --admin users; without accounts, the one local
+        user (the app is theirs, as before accounts existed)."""
+        return frozenset(self.admins) if self.accounts is not None else frozenset({LOCAL_USER})
 
 
 @dataclass
@@ -41,6 +55,10 @@ class TabContext:
     selection_request: Any = None
     # explorer.train.jobs.TrainingManager: the app's one (shared, locked).
     training: Any = None
+
+    def user(self, request: Any) -> str:
+        """Who sent a request (a gr.Request): `accounts.user_of`."""
+        return user_of(request, self.options.accounts)
 
     def follow_shared_device(self, dropdown: Any) -> None:
         """Keep a tab's device dropdown and the session's shared device in step.

@@ -64,19 +64,20 @@ def keep_state(fn: F | None = None, *, restore: Callable[..., Any] | None = None
 
     Every output keeps its value (`gr.skip()`), unless `restore` is given: it is called with
     the handler's arguments and returns the outputs to show instead, so controls that sent a
-    refused value go back to the value in use. Work the person cancelled (`Cancelled`) keeps
-    every output too, without a message: Cancel has given it.
+    refused value go back to the value in use. Work the person stopped (`Stopped`: Cancel or
+    Stop, `shared.cancellation`) keeps every output too, without a message: the button has
+    given it.
     """
     import gradio as gr
 
-    from .shared.cancellation import Cancelled
+    from resnext.explain.stopping import Stopped
 
     def decorate(handler: F) -> F:
         @functools.wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return handler(*args, **kwargs)
-            except Cancelled:
+            except Stopped:
                 return gr.skip()
             except Exception as error:  # noqa: BLE001 - the page must never show a traceback
                 message = error.message if isinstance(error, gr.Error) else user_message(

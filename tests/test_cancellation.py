@@ -1,12 +1,16 @@
 """Cancel flags: running work sees its flag; work pressed before a Cancel and still waiting
 is dropped, work pressed after it is not; a page without the click-time script is never
-dropped; sessions are apart."""
+dropped; sessions are apart, and so are a session's features; one exception, the library's
+`Stopped`, for work the person stopped."""
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from explorer.shared.cancellation import CancelFlags, Cancelled
+from explorer.shared import cancellation
+from explorer.shared.cancellation import CANCEL_FLAGS, CancelFlags, work_key
+from resnext.explain import Stopped
 
 
 def test_cancel_sets_only_the_running_sessions_flag():
@@ -65,10 +69,10 @@ def test_cancel_from_another_thread_reaches_running_work():
     assert seen.is_set()
 
 
-def test_work_pressed_before_cancel_raises_cancelled_and_later_work_runs():
+def test_work_pressed_before_cancel_raises_stopped_and_later_work_runs():
     flags = CancelFlags()
     flags.cancel("s", 1500.0)
-    with pytest.raises(Cancelled):
+    with pytest.raises(Stopped):
         with flags.work("s", 1000.0):
             raise AssertionError("dropped work must not start")
     with flags.work("s", 1600.0) as flag:
@@ -79,7 +83,7 @@ def test_work_pressed_before_cancel_raises_cancelled_and_later_work_runs():
         assert not flag.is_set()
 
 
-def test_the_page_wrapper_keeps_every_output_silently_on_cancelled(monkeypatch):
+def test_the_page_wrapper_keeps_every_output_silently_on_stopped(monkeypatch):
     """Cancel has said it: the work's own end shows no second message, and no output
     changes; any other failure is still a warning."""
     import gradio as gr
@@ -91,7 +95,7 @@ def test_the_page_wrapper_keeps_every_output_silently_on_cancelled(monkeypatch):
 
     @keep_state
     def cancelled_work():
-        raise Cancelled
+        raise Stopped("stopped")
 
     @keep_state
     def failing_work():
@@ -99,3 +103,23 @@ def test_the_page_wrapper_keeps_every_output_silently_on_cancelled(monkeypatch):
 
     assert cancelled_work() == gr.skip() and warnings == []
     assert failing_work() == gr.skip() and warnings == ["n_images must be at least 1"]
+
+
+def test_one_flag_mechanism_keyed_by_session_and_feature():
+    """Attributions' Cancel and Evaluate's Stop share one `CancelFlags`; a page's Cancel of
+    its attribution leaves its evaluation running, and another page's work alone."""
+    page = SimpleNamespace(session_hash="page-1")
+    assert work_key(page, "evaluate") == ("page-1", "evaluate")
+    assert work_key(None, "attributions") == ("no-session", "attributions")
+    with pytest.raises(ValueError, match="feature must be one of attributions, evaluate"):
+        work_key(page, "train")
+    flags = CancelFlags()
+    with flags.running(work_key(page, "attributions")) as attributing, \
+            flags.running(work_key(page, "evaluate")) as evaluating:
+        assert flags.cancel(work_key(page, "attributions"), 10.0)
+        assert attributing.is_set() and not evaluating.is_set()
+    assert not flags.dropped(work_key(page, "evaluate"), 5.0)
+    assert flags.dropped(work_key(page, "attributions"), 5.0)
+    assert isinstance(CANCEL_FLAGS, CancelFlags)
+    assert [name for name in vars(cancellation) if isinstance(getattr(cancellation, name),
+                                                              CancelFlags)] == ["CANCEL_FLAGS"]

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +24,7 @@ from explorer.context import AppOptions, TabContext
 from resnext.explain import evaluation as ev
 from explorer.evaluate import runs as service
 from explorer.train.jobs import TrainingManager
-from explorer.evaluate import tab
+from explorer.evaluate import figures, tab
 
 TINY = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=16, base_planes=8,
                              stage_blocks=(1, 1), stem="cifar", num_classes=6)
@@ -97,7 +99,7 @@ def test_the_tabs_table_is_evaluate_on_the_run(ctx, runs_dir):
     handlers = tab.make_handlers(ctx)
     outputs = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label",
                                    request=None, progress=None)
-    state, summary, table = outputs[:3]
+    summary, table = outputs["summary"], outputs["table"]
     expected = reference(runs_dir / "a-shapes")
     metrics = ["energy", "pointing", "deletion_auc", "insertion_auc"]  # no marker on shapes
     assert table["headers"][1:5] == [ev.METRIC_LABELS[m] for m in metrics]
@@ -111,11 +113,12 @@ def test_the_tabs_table_is_evaluate_on_the_run(ctx, runs_dir):
     assert f"Evaluated {N_IMAGES} test images" in summary
     assert f"accuracy on them {expected.accuracy:.1%}" in summary
     # Charts: one per metric, the random line where there is one; marker share hidden.
-    energy_plot = outputs[4]["value"]
+    energy_plot = outputs["plot_energy"]["value"]
     assert list(energy_plot.data[0].x) == ["Saliency", "Grad-CAM"]
     assert energy_plot.layout.shapes[0].y0 == pytest.approx(expected.random_line("energy"))
-    assert outputs[8]["visible"] is False
-    assert [value for _, value in outputs[9]["choices"]] == METHODS
+    assert outputs["plot_marker_share"]["visible"] is False
+    assert [value for _, value in outputs["examples_method"]["choices"]] == METHODS
+    assert outputs["state"].run == "a-shapes"  # the session keeps the evaluation
 
 
 def test_csv_has_a_row_per_method_and_the_reference(evaluation):
@@ -169,7 +172,7 @@ def test_stop_returns_what_is_finished_and_sanity_curves_start_at_one(runs_dir):
     stopped = threading.Event()
     stopped.set()
     result = service.run_evaluation(runs_dir, "a-shapes", METHODS, 4, "label",
-                                    stop_flag=stopped).result
+                                    should_stop=stopped.is_set).result
     assert not result.complete and result.methods == []
     sanity = service.run_sanity(runs_dir, "a-shapes", ["saliency", "random"], 4)
     _, model, meta = resnext.train.load_run(runs_dir / "a-shapes")
@@ -214,8 +217,85 @@ def test_stop_drops_an_evaluation_still_waiting_and_not_a_later_one(ctx, runs_di
                                1_500.0, request=page, progress=None) == gr.skip()
     later = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label", 3_000.0,
                                  request=page, progress=None)
-    assert f"Evaluated {N_IMAGES} test images" in later[1]
+    assert f"Evaluated {N_IMAGES} test images" in later["summary"]
     other_page = handlers["evaluate"]("a-shapes", METHODS, float(N_IMAGES), "label", 1_000.0,
                                       request=SimpleNamespace(session_hash="page-2"),
                                       progress=None)
-    assert f"Evaluated {N_IMAGES} test images" in other_page[1]
+    assert f"Evaluated {N_IMAGES} test images" in other_page["summary"]
+
+
+def test_figures_show_methods_and_the_random_line():
+    from tests.test_explain_batch import RegionNet
+    from tests.test_explain_evaluation import FAST, MEAN, STD, MaskedSplit
+
+    result = ev.evaluate(RegionNet(), MaskedSplit(4), ["saliency", "gradcam"], n_images=4,
+                         mean=MEAN, std=STD, settings=FAST, steps=2)
+    fig = figures.metric_figure(result, "energy")
+    assert list(fig.data[0].x) == ["Saliency", "Grad-CAM"]
+    assert list(fig.data[0].y) == pytest.approx([r["energy"] for r in result.rows])
+    assert fig.layout.shapes[0].y0 == pytest.approx(result.random_line("energy"))
+    assert not figures.metric_figure(result, "insertion_auc").layout.shapes  # no random row run
+    compare = figures.compare_figure({"run A": result, "run B": result}, "pointing")
+    assert [t.name.split(" (")[0] for t in compare.data] == ["run A", "run B"]
+    sanity = ev.SanityResult(steps=["trained", "fc"], curves={"saliency": {
+        "spearman": [1.0, 0.2], "ssim": [1.0, 0.3], "topk": [1.0, float("nan")]}},
+        labels={"saliency": "Saliency"})
+    fig = figures.sanity_figure(sanity, "topk")
+    assert list(fig.data[0].x) == ["trained", "fc"] and list(fig.data[0].y) == [1.0, None]
+    with pytest.raises(ValueError, match="metric"):
+        figures.metric_figure(result, "accuracy")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resnext.explain", *args], capture_output=True,
+                          text=True, timeout=600, cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_the_cli_prints_what_the_endpoint_returns(client, app_dirs, tmp_path):
+    """`python -m resnext.explain RUN --json` and /evaluate: the same JSON (but the seconds
+    each took), run id and dataset included; --csv writes the tab's CSV; a progress bar on
+    stderr."""
+    folder = tiny_run(app_dirs[0] / "eval-cli-run")
+    payload = client.predict("eval-cli-run", ["saliency", "gradcam"], 8, "label",
+                             api_name="/evaluate")
+    done = run_cli(str(folder), "--methods", "saliency,gradcam", "--images", "8", "--target",
+                   "label", "--json", "--csv", str(tmp_path / "table.csv"))
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert printed.pop("seconds") > 0 and payload.pop("seconds") > 0
+    for row in printed["rows"] + payload["rows"]:
+        row.pop("seconds")
+    assert printed == payload
+    assert printed["run_id"] == "eval-cli-run" and printed["dataset"] == "shapes"
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "table.csv").read_text())))
+    assert [r["method"] for r in rows] == ["saliency", "gradcam", "reference"]
+    assert "%|" in done.stderr  # tqdm's bar
+    text = run_cli(str(folder), "--methods", "saliency", "--images", "4")
+    assert text.returncode == 0 and "4 test images of eval-cli-run (shapes)" in text.stdout
+    assert "Saliency" in text.stdout and "random map (reference)" in text.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["{missing}"], "RUN_DIR: no such folder"),
+    (["{folder}"], "folder-run was trained on folder, whose test split has no object masks"),
+    (["{run}", "--methods", "saliency,lime"], "--methods: unknown 'lime'; choose from saliency,"),
+    (["{run}", "--images", "0"], r"--images must be a whole number in \[1, 100000\], got 0"),
+    (["{run}", "--target", "everything"], "--target must be one of label, predicted"),
+])
+def test_the_cli_refuses_in_one_line(runs_dir, tmp_path, args, message):
+    import re
+
+    from PIL import Image
+
+    for label in ("cat", "dog"):  # a folder dataset: images without object masks
+        (tmp_path / "photos" / label).mkdir(parents=True)
+        for index in range(5):
+            Image.new("RGB", (16, 16), (40 * index, 0, 0)).save(
+                tmp_path / "photos" / label / f"{index}.png")
+    edit_config(tiny_run(tmp_path / "folder-run"), name="folder", root=str(tmp_path / "photos"))
+    paths = {"missing": tmp_path / "nowhere", "folder": tmp_path / "folder-run",
+             "run": runs_dir / "a-shapes"}
+    done = run_cli(*[a.format(**paths) for a in args])
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert re.search(message, done.stderr), done.stderr

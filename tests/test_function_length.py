@@ -9,14 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 60
-# Issue 17 splits these in other branches at the same time; each line goes when its split
-# lands (a new long function anywhere else fails now).
-IN_FLIGHT = {
-    ("resnext/explain/captum_calls.py", "captum_call"),
-    ("resnext/explain/evaluation.py", "evaluate_batch"),
-    ("resnext/explain/sanity.py", "randomization_check"),
-    ("explorer/evaluate/tab.py", "make_handlers"),
-}
 
 
 def long_functions(source: str, limit: int = MAX_LINES) -> list[tuple[str, int]]:
@@ -39,5 +31,5 @@ def test_the_measure_counts_nested_functions_within_their_parent():
 def test_no_function_is_over_60_lines(path):
     name = str(path.relative_to(ROOT))
     found = [(function, lines) for function, lines in long_functions(path.read_text("utf-8"))
-             if (name, function) not in IN_FLIGHT]
+             ]
     assert found == [], f"{name}: {found} over {MAX_LINES} lines: give its parts names"

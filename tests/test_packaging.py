@@ -121,20 +121,14 @@ def test_the_readme_library_example_runs_from_the_installed_package(installed):
 @pytest.mark.parametrize("command, flags", [
     (["resnext-explorer", "--help"], ["--host", "--port", "--runs-dir", "--data-dir"]),
     (["resnext-train", "--help"], ["--data", "--epochs", "--batch-size", "--recipe"]),
+    (["resnext-explain", "--help"], ["--methods", "--images", "--json"]),
+    (["resnext-study", "--help"], ["create", "work", "show"]),
 ])
 def test_console_scripts_answer_help(installed, command, flags):
     script = installed.venv / "bin" / command[0]
     assert script.is_file() and str(installed.python) in script.read_text()  # its interpreter
     usage = installed.run(*command)
     assert usage.startswith("usage:") and all(flag in usage for flag in flags), usage
-
-
-@pytest.mark.skipif(not (ROOT / "resnext" / "explain" / "__main__.py").is_file(),
-                    reason="resnext/explain/__main__.py (its CLI) is being written on another "
-                           "branch; this check runs once it is merged")
-def test_explain_cli_answers_help_from_the_installed_package(installed):
-    usage = installed.run(str(installed.python), "-m", "resnext.explain", "--help")
-    assert usage.startswith("usage:"), usage
 
 
 def test_the_installed_app_finds_its_class_names_and_sample_photos(installed):
@@ -193,7 +187,8 @@ def test_the_pinned_requirements_satisfy_every_declared_dependency(installed):
          if p.name.startswith("resnext_explorer-"))))
     requirements = [Requirement(r) for r in declared.requires or []]
     assert {r.name for r in requirements} >= {"torch", "safetensors", "numpy", "captum",
-                                              "kornia", "gradio", "resnext-explorer"}
+                                              "kornia", "gradio", "optuna", "psycopg",
+                                              "resnext-explorer"}
     for requirement in requirements:
         if requirement.name == "resnext-explorer":
             continue  # an extra naming other extras
@@ -201,4 +196,5 @@ def test_the_pinned_requirements_satisfy_every_declared_dependency(installed):
         assert requirement.specifier.contains(installed_version, prereleases=True), \
             f"{requirement} is not met by the pinned {installed_version}"
     scripts = declared.entry_points.select(group="console_scripts")
-    assert {e.name for e in scripts} == {"resnext-explorer", "resnext-train"}
+    assert {e.name for e in scripts} == {"resnext-explorer", "resnext-train",
+                                        "resnext-explain", "resnext-study"}

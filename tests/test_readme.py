@@ -128,3 +128,32 @@ def test_readme_commands_match_ci():
     assert test_command in ci  # CI runs exactly the README's test command
     app_command = re.search(r"## Run the app\n.*?```bash\n(.*?)\n```", readme, re.S).group(1)
     assert app_command.endswith("-m explorer") and "requirements.txt" in app_command
+
+
+def test_readme_train_example_runs_as_written(app_url, app_dirs, monkeypatch):
+    """The README's Train API block, as written: a run queued, followed to its end, listed,
+    used, not stoppable once finished, then deleted (its folder gone, nothing else)."""
+    from gradio_client import Client
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = next(block for block in re.findall(r"```python\n(.*?)```",
+                                               readme.split("## HTTP API", 1)[1], re.S)
+                if "/train_start" in block)
+    results: dict[str, list] = {}
+    predict = Client.predict
+
+    def recording_predict(self, *args, api_name=None, **kwargs):
+        result = predict(self, *args, api_name=api_name, **kwargs)
+        results.setdefault(api_name, []).append(result)
+        return result
+
+    monkeypatch.setattr(Client, "predict", recording_predict)
+    before = {p.name for p in app_dirs[0].iterdir()} if app_dirs[0].is_dir() else set()
+    exec(compile(code, "README.md", "exec"), {"c": Client(app_url, verbose=False)})
+    run = results["/train_start"][0]["run_id"]
+    assert results["/train_status"][-1]["run"]["state"] == "finished"
+    assert [r["owner"] for r in results["/runs"][0] if r["run_id"] == run] == ["local"]
+    assert results["/use_run"][0]["weights"] == f"trained run {run}"
+    assert results["/train_stop"][0] == f"{run} is not running (it is finished)."
+    assert results["/delete_run"][0].startswith(f"Deleted {run} (")
+    assert {p.name for p in app_dirs[0].iterdir()} == before

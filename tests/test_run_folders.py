@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 
@@ -31,6 +30,14 @@ def write_run(folder, state="finished", dataset="shapes", epochs=2, weights=True
     if weights:
         runs.model_file(folder).write_bytes(b"")
     return folder
+
+
+def app_context(manager, data_dir):
+    """The Train tab's context around `manager`, as the app builds it (no accounts)."""
+    from explorer.context import AppOptions, TabContext
+
+    return TabContext(options=AppOptions(data_dir=data_dir), demo=None, selection=None,
+                      weights=None, training=manager)
 
 
 @pytest.mark.parametrize("run_id", BAD_IDS)
@@ -66,15 +73,14 @@ def test_every_app_reader_of_a_run_id_uses_the_one_check(tmp_path, spied_run_dir
     from explorer.train.jobs import TrainingManager
 
     manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
-    ctx = SimpleNamespace(training=manager, options=SimpleNamespace(data_dir=tmp_path))
-    api = tab.make_api(ctx)
+    api = tab.make_api(app_context(manager, tmp_path))
     readers = {
         "manager.status": manager.status, "manager.record": manager.record,
-        "manager.stop": manager.stop,
+        "manager.stop": manager.stop, "manager.delete": manager.delete,
         "evaluate.run_folder": lambda run_id: evaluate.run_folder(tmp_path, run_id),
         "evaluate.describe_run": lambda run_id: evaluate.describe_run(tmp_path, run_id),
         "/train_status": api["train_status"], "/train_stop": api["train_stop"],
-        "/use_run": api["use_run"]}
+        "/delete_run": api["delete_run"], "/use_run": api["use_run"]}
     for name, reader in readers.items():
         for run_id in ("../x", "/etc", ".hidden"):
             spied_run_dir.clear()
@@ -88,8 +94,7 @@ def test_the_train_tabs_page_handlers_refuse_a_path_too(tmp_path, spied_run_dir)
     from explorer.train.jobs import TrainingManager
 
     manager = TrainingManager(tmp_path / "runs", tmp_path / "data")
-    ctx = SimpleNamespace(training=manager, options=SimpleNamespace(data_dir=tmp_path))
-    handlers = tab.Handlers(ctx)
+    handlers = tab.Handlers(app_context(manager, tmp_path))
     for name in ("show_run", "use_run"):
         spied_run_dir.clear()
         getattr(handlers, name)("../../etc")  # keep_state: a warning, the page unchanged
@@ -176,3 +181,93 @@ def test_trained_config_names_what_is_missing(tmp_path):
     config["data"].update(classes=["a"], image_size=16, mean=[0.5] * 3, std=[0.2] * 3)
     runs.write_config(tmp_path / "r", config)
     assert runs.trained_config(tmp_path / "r")["data"]["image_size"] == 16
+
+
+# Owners, the queue on disk, deleting (issue 20) ----------------------------------------------------
+
+def test_the_one_rule_of_who_may_manage_a_run():
+    runs.check_owner("r", "alice", "alice", (), "stop")
+    runs.check_owner("r", "alice", "carol", ("carol",), "delete")
+    runs.check_owner("r", None, "carol", ("carol",), "delete")
+    with pytest.raises(runs.RunAccessError, match="r belongs to alice: only its owner or an "
+                                                   "admin can stop it"):
+        runs.check_owner("r", "alice", "bob", ("carol",), "stop")
+    with pytest.raises(runs.RunAccessError, match="records no owner .* only an admin can delete"):
+        runs.check_owner("r", None, "bob", ("carol",), "delete")
+    assert issubclass(runs.RunAccessError, ValueError)  # shown to users as a message
+
+
+def test_queued_runs_are_folders_in_the_order_they_were_queued(tmp_path):
+    order = ["c-first", "b-second", "a-third"]  # queued in this order; names sort otherwise
+    for run_id in order:
+        runs.queue_run(tmp_path, run_id, "alice", {"config": TINY.to_dict(), "data": "shapes"},
+                       3, "cpu")
+    with pytest.raises(FileExistsError):
+        runs.queue_run(tmp_path, "c-first", "bob", {}, 1, "cpu")
+    assert [run_id for run_id, _ in runs.queued_runs(tmp_path)] == order
+    record = runs.read_run(tmp_path / "b-second")
+    assert (record.state, record.owner, record.network, record.dataset, record.epochs) == (
+        "queued", "alice", TINY.name, "shapes", 3)
+    assert runs.claim(tmp_path / "c-first") and not runs.claim(tmp_path / "c-first")
+    assert [run_id for run_id, _ in runs.queued_runs(tmp_path)] == order[1:]  # claimed: taken
+    runs.mark_started(tmp_path / "c-first", os.getpid(), 3, "cpu")
+    assert runs.read_status(tmp_path / "c-first")["state"] == "running"
+    assert not runs.claim(tmp_path / "c-first")  # not queued any more
+    with pytest.raises(ValueError, match="not a run id"):
+        runs.queue_run(tmp_path, "../x", "alice", {}, 1, "cpu")
+
+
+def test_folder_size_is_the_bytes_of_its_files(tmp_path):
+    folder = write_run(tmp_path / "r1")
+    (folder / "model.safetensors").write_bytes(b"\0" * 12_345)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "x").write_bytes(b"12345")
+    expected = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert runs.folder_size(folder) == expected >= 12_350
+    assert runs.read_run(folder).size_bytes == expected
+
+
+def test_delete_run_removes_exactly_that_folder(tmp_path):
+    keep = write_run(tmp_path / "keep")
+    gone = write_run(tmp_path / "gone")
+    size = runs.folder_size(gone)
+    assert runs.delete_run(tmp_path, "gone") == size
+    assert not gone.exists() and sorted(p.name for p in keep.iterdir()) == sorted(
+        ["config.json", "metrics.jsonl", "status.json", "model.safetensors"])
+    with pytest.raises(runs.RunError, match="no run 'gone'"):
+        runs.delete_run(tmp_path, "gone")
+
+
+@pytest.mark.parametrize("run_id", ["../x", "/etc", "a/b", ".", "..", ".hidden", ""])
+def test_delete_run_refuses_a_path(tmp_path, run_id):
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir / "keep")
+    write_run(tmp_path / "x")
+    with pytest.raises(ValueError, match="not a run id"):
+        runs.delete_run(runs_dir, run_id)
+    assert (tmp_path / "x").is_dir() and (runs_dir / "keep").is_dir()
+
+
+def test_delete_run_refuses_a_link_a_non_run_and_a_running_run(tmp_path):
+    runs_dir = tmp_path / "runs"
+    outside = write_run(tmp_path / "outside")
+    runs_dir.mkdir()
+    (runs_dir / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(runs.RunError, match="is a link"):
+        runs.delete_run(runs_dir, "link")
+    (runs_dir / "notes").mkdir()
+    (runs_dir / "notes" / "todo.txt").write_text("keep me")
+    with pytest.raises(runs.RunError, match="holds no run"):
+        runs.delete_run(runs_dir, "notes")
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "resnext.train"])  # a process pid_alive takes for a training
+    try:
+        write_run(runs_dir / "live", state="running", pid=live.pid)
+        with pytest.raises(runs.RunError, match="is running: stop it first"):
+            runs.delete_run(runs_dir, "live")
+    finally:
+        live.kill()
+        live.wait()
+    assert outside.is_dir() and (runs_dir / "notes" / "todo.txt").exists()
+    assert (runs_dir / "live").is_dir()
+    runs.delete_run(runs_dir, "live")  # its process is gone: interrupted, deletable

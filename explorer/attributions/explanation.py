@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,21 +19,21 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 import resnext
+from resnext.explain import single as attribution
+from resnext.explain.single import AttributionSettings
+from resnext.explain.stopping import StopCheck, stop_if_asked
 from resnext.validation import whole_number
 
 from ..selection import Selection, default_selection
-from resnext.explain import single as attribution
-from ..shared import drawing
-from . import figures
-from ..shared import predictions
-from resnext.explain.single import AttributionCancelled, AttributionSettings
-from ..shared.drawing import Display
+from ..shared import drawing, predictions
 from ..shared.devices import resolve_device
+from ..shared.drawing import Display
 from ..shared.images import PreparedImage, prepare_image
 from ..shared.memory import check_budget, memory_plan
 from ..shared.models import MODEL_CACHE, CachedModel, WeightsChoice
 from ..shared.predictions import top_html
 from ..shared.weights_choice import RANDOM_NOTE, Network, network_for, weights_for_preset
+from . import figures
 
 # The order of the HTTP API's arguments (README, "HTTP API"), defined once: the tab builds
 # each endpoint's inputs from these names, so the page and the API cannot drift apart.
@@ -230,7 +229,7 @@ class _Slice:
 
 
 def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedImage],
-             progress: Progress, cancel: threading.Event | None) -> _JobResult:
+             progress: Progress, should_stop: StopCheck) -> _JobResult:
     """Memory check, model, image, then forward, attribution, deletion curve and overlay."""
     import torch
 
@@ -252,10 +251,9 @@ def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedIma
         target = figures.resolve_target(request.target, names, top[0][0])
         result = attribution.attribute(model, x, target, job.settings,
                                        report=_Slice(progress, 0.05, 0.85, f"{job.label}: {method}"),
-                                       cancel=cancel, mean=preprocessing.mean,
+                                       should_stop=should_stop, mean=preprocessing.mean,
                                        std=preprocessing.std)
-        if cancel is not None and cancel.is_set():
-            raise AttributionCancelled("cancelled")
+        stop_if_asked(should_stop)  # Cancel during the last forward: no deletion curve
         progress(0.9, desc=f"{job.label}: deletion curve")
         curve = attribution.deletion_curve(model, x, result.pixel_map, target,
                                            batch_size=job.settings.internal_batch_size)
@@ -269,14 +267,15 @@ def _run_job(job: _Job, request: ExplainRequest, images: dict[tuple, PreparedIma
 
 
 def explain(request: ExplainRequest, progress: Progress | None = None,
-            cancel: threading.Event | None = None) -> Explanation:
-    """One map on the image (the Explain button, /attribute)."""
+            should_stop: StopCheck = None) -> Explanation:
+    """One map on the image (the Explain button, /attribute); `should_stop()` asked before
+    every forward pass (`resnext.explain.Stopped` when it says stop)."""
     start = time.perf_counter()
     progress = progress or _no_progress
     progress(0.0, desc="loading the model")
     network = request.network
     job = _Job(request.settings, request.weights, request.selection, network.config.name)
-    found = _run_job(job, request, {}, progress, cancel)
+    found = _run_job(job, request, {}, progress, should_stop)
     explanation = found.explanation
     explanation.summary = _summary(request, found, time.perf_counter() - start)
     explanation.figure = figures.deletion_figure([(found.method, found.curve)])
@@ -346,7 +345,7 @@ def _grid_jobs(grid: GridRequest) -> list[_Job]:
 
 
 def explain_grid(grid: GridRequest, progress: Progress | None = None,
-                 cancel: threading.Event | None = None) -> GridResult:
+                 should_stop: StopCheck = None) -> GridResult:
     """Maps side by side (/attribute_grid): gallery items, a Markdown table, the curves."""
     start = time.perf_counter()
     progress = progress or _no_progress
@@ -357,7 +356,7 @@ def explain_grid(grid: GridRequest, progress: Progress | None = None,
         def stage(fraction: float, desc: str = "", _index: int = index) -> None:
             progress((_index + fraction) / len(jobs), desc=desc)
 
-        found = _run_job(job, grid.base, images, stage, cancel)
+        found = _run_job(job, grid.base, images, stage, should_stop)
         explanations.append(found.explanation)
         result, curve, name = found.attribution, found.curve, found.target_name
         gallery.append((found.explanation.overlay,

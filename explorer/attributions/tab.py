@@ -17,31 +17,33 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 
 import resnext
+from resnext.explain import single as attribution
+from resnext.explain.baselines import BLUR_SIDE_DIVISOR
+from resnext.explain.single import LIMITS, AttributionSettings, Limit
+from resnext.explain.stopping import Stopped
 
 from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors, user_message
 from ..selection import Selection, default_selection
-from resnext.explain import single as attribution
 from ..shared import drawing
-from . import figures
-from . import explanation
-from resnext.explain.single import LIMITS, AttributionSettings, Limit
-from ..shared.drawing import OPACITY, Display
-from ..shared.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, Cancelled, session_key
+from ..shared.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, work_key
 from ..shared.devices import device_choices, initial_choices, resolve_device
-from .explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS,
-                                    GRID_MODES, ExplainRequest, GridRequest)
+from ..shared.drawing import OPACITY, Display
 from ..shared.images import crop_preview
 from ..shared.models import IMAGENET, RANDOM, UPLOAD, WeightsChoice
 from ..shared.weights_choice import (KIND_LABELS, PanelValues, choose_weights, describe,
-                                       imagenet_choices, network_for, no_imagenet_weights,
-                                       panel_applied)
+                                     imagenet_choices, network_for, no_imagenet_weights,
+                                     panel_applied)
 from ..uploads import UploadedImage
+from . import explanation, figures
+from .explanation import (ATTRIBUTE_ARGUMENTS, CANCELLED_MESSAGE, GRID_ARGUMENTS, GRID_MODES,
+                          ExplainRequest, GridRequest)
 
 # One queue for everything that builds or runs a model here: attributions on a 2-core CPU
 # are seconds to minutes each, and running two at once only makes both slower.
 ATTRIBUTION_QUEUE = dict(concurrency_id="attribution", concurrency_limit=1)
+FEATURE = "attributions"  # its Cancel flags (shared.cancellation)
 DEFAULT_SETTINGS = AttributionSettings()
 DEFAULT_DISPLAY = Display()
 PRIVATE = dict(api_visibility="private")  # page events: not in "Use via API"
@@ -87,15 +89,16 @@ def _progress(progress: Any) -> Callable[..., None]:
 
 
 def _cancellable(run: Callable[[Any], Any], request: Any, clicked_at: Any = None) -> Any:
-    """Run with the session's fresh cancel flag. A cancel is an error for the API (no press
-    time); for the page, `Cancelled`, which `keep_state` turns into an unchanged page, as it
-    does work pressed before the latest Cancel (it waited in the queue)."""
+    """Run with the session's fresh cancel flag (`run(should_stop)`). A cancel is an error
+    for the API (no press time); for the page, `Stopped` reaches `keep_state`, which leaves
+    the page unchanged, as it does for work pressed before the latest Cancel (it waited in
+    the queue)."""
     try:
-        with CANCEL_FLAGS.work(session_key(request), clicked_at) as flag:
-            return run(flag)
-    except attribution.AttributionCancelled:
+        with CANCEL_FLAGS.work(work_key(request, FEATURE), clicked_at) as flag:
+            return run(flag.is_set)
+    except Stopped:
         if clicked_at is not None:
-            raise Cancelled from None
+            raise
         raise gr.Error(CANCELLED_MESSAGE, print_exception=False) from None
 
 
@@ -116,7 +119,7 @@ def set_weights(kind: str, seed: float, imagenet_name: str, checkpoint: Any, sel
     _progress(progress)(0.1, desc="loading weights")
     choice = choose_weights(kind, seed, imagenet_name, checkpoint, selection,
                             resolve_device(device).key)
-    return choice, describe(choice, selection)
+    return {"weights": choice, "weights_status": describe(choice, selection)}
 
 
 def apply_weights(kind: str, seed: float, imagenet_name: str, checkpoint: Any, selection: Any,
@@ -125,20 +128,27 @@ def apply_weights(kind: str, seed: float, imagenet_name: str, checkpoint: Any, s
     and the panel goes back to them."""
     selection, weights = _state(selection, weights)
     try:
-        choice, status = set_weights.__wrapped__(kind, seed, imagenet_name, checkpoint,
-                                                 selection, device, progress)
+        return set_weights.__wrapped__(kind, seed, imagenet_name, checkpoint, selection,
+                                       device, progress)
     except Exception as error:  # noqa: BLE001 - shown, never a traceback
         message = user_message("apply_weights", error)
         gr.Warning(message)
-        return (gr.skip(), f"**Not loaded:** {message}\n\n{describe(weights, selection)}",
-                weights.kind, weights.seed,
-                weights.name if weights.kind == IMAGENET else gr.skip())
-    return choice, status, gr.skip(), gr.skip(), gr.skip()
+        return {"weights_status": f"**Not loaded:** {message}\n\n{describe(weights, selection)}",
+                **_panel_values(weights)}
 
 
 def show_weight_inputs(kind: str):
-    return (gr.update(visible=kind == RANDOM), gr.update(visible=kind == IMAGENET),
-            gr.update(visible=kind == UPLOAD))
+    return {"seed": gr.update(visible=kind == RANDOM),
+            "imagenet_name": gr.update(visible=kind == IMAGENET),
+            "checkpoint": gr.update(visible=kind == UPLOAD)}
+
+
+def _panel_values(weights: WeightsChoice) -> dict[str, Any]:
+    """The panel's controls for the weights in use: kind, and the seed or ImageNet name."""
+    panel: dict[str, Any] = {"kind": weights.kind, "seed": weights.seed}
+    if weights.kind == IMAGENET:
+        panel["imagenet_name"] = weights.name
+    return panel
 
 
 @keep_state
@@ -146,8 +156,10 @@ def panel_of(weights: Any):
     """The panel shows the weights in use when they change elsewhere (the Train tab's "Use
     this run", a load): kind, and the seed or ImageNet name it has."""
     _, weights = _state(None, weights)
-    return (weights.kind, weights.seed if weights.kind == RANDOM else gr.skip(),
-            weights.name if weights.kind == IMAGENET else gr.skip())
+    panel = _panel_values(weights)
+    if weights.kind != RANDOM:
+        del panel["seed"]
+    return panel
 
 
 @keep_state
@@ -189,9 +201,10 @@ def pickers_for(selection: Any, weights: Any, layer: str, target: Any):
     network = network_for(*reversed(_state(selection, weights)))
     layers = attribution.layer_choices(network.config)
     targets = figures.target_choices(network.class_names)
-    return (gr.update(choices=[("last stage (default)", "")] + [(n, n) for n in layers],
-                      value=layer if layer in layers else ""),
-            gr.update(choices=targets, value=target if target in targets else targets[0]))
+    return {"layer": gr.update(choices=[("last stage (default)", "")] + [(n, n) for n in layers],
+                               value=layer if layer in layers else ""),
+            "target": gr.update(choices=targets,
+                                value=target if target in targets else targets[0])}
 
 
 # Handlers: image ---------------------------------------------------------------------------
@@ -201,29 +214,30 @@ def show_crop(image: Any, selection: Any, weights: Any):
     crop cuts nothing); a file that is not an image is said so at once and removed from the
     image box."""
     if image is None:
-        return None, gr.skip()
+        return {"crop": None}
     network = network_for(*reversed(_state(selection, weights)))
     try:
-        return crop_preview(image, network.preprocessing), gr.skip()
+        return {"crop": crop_preview(image, network.preprocessing)}
     except Exception as error:  # noqa: BLE001 - the message says what is wrong with the file
         gr.Warning(f"Image: {user_message('show_crop', error)}")
-        return None, None
+        return {"crop": None, "image": None}
 
 
 # Handlers: explain -------------------------------------------------------------------------
 
 def _explain(values: dict, request: Any, progress: Any) -> explanation.Explanation:
     explain_request = ExplainRequest.from_values(values, values["selection"], values["weights"])
-    return _cancellable(lambda flag: explanation.explain(explain_request, _progress(progress),
-                                                         flag), request, values.get("clicked_at"))
+    return _cancellable(lambda should_stop: explanation.explain(
+        explain_request, _progress(progress), should_stop), request, values.get("clicked_at"))
 
 
 def _attribute_api(values: dict, request: Any, progress: Any):
     """One map on the image (API: /attribute): overlay, top-5, summary, deletion curve, the
     raw map as .npy, and the state the display controls redraw from."""
     result = _explain(values, request, progress)
-    return (result.overlay, result.top_label, result.summary, result.figure, result.map_path,
-            result.redraw_state)
+    return {"overlay": result.overlay, "top5_label": result.top_label,
+            "summary": result.summary, "deletion": result.figure, "raw_map": result.map_path,
+            "last": result.redraw_state}
 
 
 def _attribute_page(values: dict, request: Any, progress: Any):
@@ -233,8 +247,9 @@ def _attribute_page(values: dict, request: Any, progress: Any):
         gr.Warning(f"The weights panel's choice is not applied: this map uses "
                    f"{weights.label}. Press “Use these weights” to load the other.")
     result = _explain(values, request, progress)
-    return (result.overlay, result.top_html, result.summary, result.figure, result.map_path,
-            result.redraw_state, result.colour_bar)
+    return {"overlay": result.overlay, "top5": result.top_html, "summary": result.summary,
+            "deletion": result.figure, "raw_map": result.map_path, "last": result.redraw_state,
+            "colour_bar": result.colour_bar}
 
 
 STATE_ARGUMENTS = ("selection", "weights")
@@ -249,9 +264,9 @@ def _grid(values: dict, request: Any, progress: Any):
     """Maps side by side (API: /attribute_grid): several methods on one image, or one method
     on this network and a preset. Gallery items, a summary table and the curves."""
     grid = GridRequest.from_values(values, values["selection"], values["weights"])
-    result = _cancellable(lambda flag: explanation.explain_grid(grid, _progress(progress), flag),
-                          request, values.get("clicked_at"))
-    return result.gallery, result.table, result.figure
+    result = _cancellable(lambda should_stop: explanation.explain_grid(
+        grid, _progress(progress), should_stop), request, values.get("clicked_at"))
+    return {"grid": result.gallery, "grid_summary": result.table, "grid_curves": result.figure}
 
 
 run_grid = user_errors(_endpoint("run_grid", GRID_ARGUMENTS + STATE_ARGUMENTS, _grid))
@@ -266,17 +281,19 @@ def feature_maps(image: Any, selection: Any, weights: Any, device: str, channels
 def redraw(last: Any, sign: str, colormap: str, opacity: float):
     """The overlay and colour bar again with other display settings (no recomputation)."""
     drawn = explanation.redraw(last, Display(sign, colormap, opacity))
-    return gr.skip() if drawn is None else drawn
+    return {} if drawn is None else {"overlay": drawn[0], "colour_bar": drawn[1]}
 
 
 def choose_sign(last: Any, sign: str, colormap: str, opacity: float):
     """A sign brings the colour maps that read right for it (diverging for "all")."""
     maps = drawing.colormaps_for(sign)
     colormap = colormap if colormap in maps else maps[0]
-    drawn = explanation.redraw(last, Display(sign, colormap, opacity))
-    overlay, bar = drawn if drawn is not None else (gr.skip(), figures.colour_bar_html(
-        None, Display(sign, colormap, opacity)))
-    return gr.update(choices=list(maps), value=colormap), overlay, bar
+    display = Display(sign, colormap, opacity)
+    drawn = explanation.redraw(last, display)
+    answer = {"colormap": gr.update(choices=list(maps), value=colormap)}
+    if drawn is None:
+        return {**answer, "colour_bar": figures.colour_bar_html(None, display)}
+    return {**answer, "overlay": drawn[0], "colour_bar": drawn[1]}
 
 
 @keep_state
@@ -289,7 +306,7 @@ def stride_for_window(window: float, stride: float):
 def request_cancel(clicked_at: Any = None, request: gr.Request = None) -> None:
     """Stop this session's running attribution at the model's next forward pass (the page
     keeps its earlier results); one waiting in the queue is dropped when its turn comes."""
-    if CANCEL_FLAGS.cancel(session_key(request), clicked_at):
+    if CANCEL_FLAGS.cancel(work_key(request, FEATURE), clicked_at):
         gr.Info(CANCELLED_MESSAGE)
     else:
         gr.Info("No attribution was running; one waiting in the queue, if any, is dropped.")
@@ -313,6 +330,10 @@ class _Controls:
 
     def all(self, names: Sequence[str]) -> list[Any]:
         return [self[name] for name in names]
+
+    def answering(self, handler: Callable) -> Callable:
+        """`handler`, whose `{name: value}` answers land on these components."""
+        return ui.named(handler, {**self.inputs, **self.views, **self.buttons})
 
 
 def _weights_panel(inputs: dict, buttons: dict, views: dict, initial: Selection) -> None:
@@ -363,7 +384,9 @@ def _method_inputs(inputs: dict, initial: Selection, default_device: str) -> Non
             value=s.layer, label="Grad-CAM layer (stage or block)")
         inputs["n_steps"] = _slider("n_steps", s.n_steps)
         inputs["baseline"] = ui.Radio(list(attribution.BASELINES), value=s.baseline,
-                                      label="Baseline (IG, DeepLift, GradientShap, Occlusion)")
+                                      label="Baseline (IG, DeepLift, GradientShap, Occlusion)",
+                                      info=f"blurred: Gaussian, sigma = the shorter side / "
+                                           f"{BLUR_SIDE_DIVISOR} (as in the Evaluate tab)")
         inputs["smoothgrad_over"] = ui.Radio(
             [("saliency", "saliency"), ("Integrated Gradients", "integrated_gradients")],
             value=s.smoothgrad_over, label="SmoothGrad over")
@@ -459,22 +482,22 @@ def _layout(ctx: TabContext) -> _Controls:
 
 def _wire_weights(ctx: TabContext, c: _Controls) -> None:
     panel = c.all(PANEL_ARGUMENTS)
-    c["kind"].change(show_weight_inputs, c["kind"],
+    c["kind"].change(c.answering(show_weight_inputs), c["kind"],
                      c.all(["seed", "imagenet_name", "checkpoint"]), **QUIET)
     c["apply_weights"].click(
-        apply_weights, c.all(["kind", "seed", "imagenet_name", "checkpoint", "selection",
-                              "weights", "device"]),
+        c.answering(apply_weights), c.all(["kind", "seed", "imagenet_name", "checkpoint",
+                                           "selection", "weights", "device"]),
         [ctx.weights, c["weights_status"], *panel], **PRIVATE, **ATTRIBUTION_QUEUE)
     status_inputs = [ctx.selection, ctx.weights, *panel]
     for control in panel:
         control.input(weights_status, status_inputs, c["weights_status"], **QUIET)
     ctx.selection.change(weights_status, status_inputs, c["weights_status"], **QUIET)
-    ctx.weights.change(panel_of, ctx.weights, panel, **QUIET).then(
+    ctx.weights.change(c.answering(panel_of), ctx.weights, panel, **QUIET).then(
         weights_status, status_inputs, c["weights_status"], **QUIET)
     for state in (ctx.selection, ctx.weights):
-        state.change(pickers_for, c.all(["selection", "weights", "layer", "target"]),
+        state.change(c.answering(pickers_for), c.all(["selection", "weights", "layer", "target"]),
                      c.all(["layer", "target"]), **QUIET)
-        state.change(show_crop, c.all(["image", "selection", "weights"]),
+        state.change(c.answering(show_crop), c.all(["image", "selection", "weights"]),
                      [c["crop"], c["image"]], **PRIVATE, show_progress="hidden",
                      trigger_mode="always_last")
     ctx.weights.change(samples_for, [ctx.selection, ctx.weights], c["samples"], **QUIET)
@@ -484,21 +507,23 @@ def _wire_weights(ctx: TabContext, c: _Controls) -> None:
 
 
 def _wire_explain(c: _Controls) -> None:
-    c["image"].change(show_crop, c.all(["image", "selection", "weights"]),
+    c["image"].change(c.answering(show_crop), c.all(["image", "selection", "weights"]),
                       [c["crop"], c["image"]], **PRIVATE, show_progress="hidden",
                       trigger_mode="always_last")
     page_outputs = c.all(["overlay", "top5", "summary", "deletion", "raw_map", "last",
                           "colour_bar"])
     c["explain"].click(
-        run_attribution_page,
+        c.answering(run_attribution_page),
         c.all([*ATTRIBUTE_ARGUMENTS, *STATE_ARGUMENTS, *PANEL_ARGUMENTS, "clicked_at"]),
         page_outputs, js=CLICK_TIME_JS, **PRIVATE, **ATTRIBUTION_QUEUE)
     c["window"].change(stride_for_window, c.all(["window", "stride"]), c["stride"], **QUIET)
     display = c.all(["last", "sign", "colormap", "opacity"])
-    c["sign"].input(choose_sign, display, c.all(["colormap", "overlay", "colour_bar"]), **QUIET)
+    c["sign"].input(c.answering(choose_sign), display,
+                    c.all(["colormap", "overlay", "colour_bar"]), **QUIET)
     for name in ("colormap", "opacity"):
-        c[name].input(keep_state(redraw), display, c.all(["overlay", "colour_bar"]), **QUIET)
-    c["grid_run"].click(run_grid_page, c.all([*GRID_ARGUMENTS, *STATE_ARGUMENTS, "clicked_at"]),
+        c[name].input(c.answering(keep_state(redraw)), display, c.all(["overlay", "colour_bar"]),
+                      **QUIET)
+    c["grid_run"].click(c.answering(run_grid_page), c.all([*GRID_ARGUMENTS, *STATE_ARGUMENTS, "clicked_at"]),
                         c.all(["grid", "grid_summary", "grid_curves"]), js=CLICK_TIME_JS,
                         **PRIVATE, **ATTRIBUTION_QUEUE)
     # One forward pass: quick enough to need no Cancel.
@@ -514,14 +539,15 @@ def _wire_api(c: _Controls) -> None:
         triggers = {name: gr.Button(visible=False) for name in
                     ("attr_weights", "attribute", "attribute_grid", "feature_maps")}
     triggers["attr_weights"].click(
-        set_weights, c.all(["kind", "seed", "imagenet_name", "checkpoint", "selection", "device"]),
+        c.answering(set_weights),
+        c.all(["kind", "seed", "imagenet_name", "checkpoint", "selection", "device"]),
         [c["weights"], c["weights_status"]], api_name="attr_weights", **ATTRIBUTION_QUEUE)
     triggers["attribute"].click(
-        run_attribution, c.all(ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS),
+        c.answering(run_attribution), c.all(ATTRIBUTE_ARGUMENTS + STATE_ARGUMENTS),
         c.all(["overlay", "top5_label", "summary", "deletion", "raw_map", "last"]),
         api_name="attribute", **ATTRIBUTION_QUEUE)
     triggers["attribute_grid"].click(
-        run_grid, c.all(GRID_ARGUMENTS + STATE_ARGUMENTS),
+        c.answering(run_grid), c.all(GRID_ARGUMENTS + STATE_ARGUMENTS),
         c.all(["grid", "grid_summary", "grid_curves"]), api_name="attribute_grid",
         **ATTRIBUTION_QUEUE)
     triggers["feature_maps"].click(

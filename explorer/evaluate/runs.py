@@ -24,7 +24,7 @@ from resnext.train import runs
 from resnext.validation import whole_number
 
 from resnext.explain import names
-from ..shared.cancellation import CancelFlags
+from resnext.explain.stopping import StopCheck
 from ..shared.downloads import write_download
 from ..shared.plots import TEXT_GREY
 from ..shared.drawing import draw_outline, enlarge, render_overlay, to_uint8
@@ -83,10 +83,6 @@ MARKER_COLOUR = (0, 255, 255)  # cyan: the shortcut marker
 EXAMPLE_SIDE = 128  # px: 32-px test images enlarged for the gallery
 REFERENCE_COLOUR = "#f97316"  # the random-map line: orange reads on light and dark pages
 REFERENCE_ROW = "reference (no information)"
-
-# Per-session stop flags of evaluations and sanity checks (the Stop button sets them; the
-# work checks them between chunks and returns what it finished).
-STOP_FLAGS = CancelFlags()
 
 
 # Which runs ---------------------------------------------------------------------------------
@@ -221,20 +217,18 @@ class Evaluation:
     comparable_key: tuple = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run, "dataset": self.dataset, **self.result.to_json()}
+        """The library's JSON (it names the run and its dataset): /evaluate's answer."""
+        return self.result.to_json()
 
 
 Progress = Callable[[float, str], None]
 
 
-def _stop_check(flag: Any) -> Callable[[], bool] | None:
-    return None if flag is None else flag.is_set
-
-
 def run_evaluation(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, target: Any, *,
-                   progress: Progress | None = None, stop_flag: Any = None,
+                   progress: Progress | None = None, should_stop: StopCheck = None,
                    keep_maps: bool = True, cache: RunCache = RUNS) -> Evaluation:
-    """Evaluate a run's network on the first `n_images` of its test split."""
+    """Evaluate a run's network on the first `n_images` of its test split (`should_stop()`
+    asked between chunks: the methods finished are kept)."""
     methods = checked_methods(methods)
     n_images = whole_number(N_IMAGES_LABEL, n_images, *N_IMAGES_RANGE)
     target = checked_target(target)
@@ -247,9 +241,10 @@ def run_evaluation(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, tar
         step = {"maps": "maps done", "curves": "deletion/insertion done"}.get(event["kind"], "")
         report(float(event["fraction"]), f"{method}: {step}" if method else "evaluating")
 
-    result = _evaluation().evaluate(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
-                         std=loaded.std, target=target, keep_maps=keep_maps,
-                         on_progress=on_progress, should_stop=_stop_check(stop_flag))
+    result = _evaluation().evaluate(
+        loaded.model, loaded.test, methods, n_images, loaded.mean, loaded.std, target,
+        keep_maps=keep_maps, run_id=loaded.run_id, dataset=loaded.dataset,
+        on_progress=on_progress, should_stop=should_stop)
     count = len(result.indices)
     test = loaded.test
     markers = getattr(test, "marker_masks", None)
@@ -265,7 +260,7 @@ def run_evaluation(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, tar
 
 
 def run_sanity(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, *,
-               progress: Progress | None = None, stop_flag: Any = None,
+               progress: Progress | None = None, should_stop: StopCheck = None,
                cache: RunCache = RUNS) -> ev.SanityResult:
     """The cascading randomization check of a run's network (Adebayo et al. 2018)."""
     methods = [m for m in checked_methods(methods) if m != "random"]
@@ -279,9 +274,17 @@ def run_sanity(runs_dir: Path, run_id: Any, methods: Any, n_images: Any, *,
     def on_progress(event: dict[str, Any]) -> None:
         report(float(event["fraction"]), f"re-initialised down to {event.get('step', '')}")
 
-    return _evaluation().sanity_check(loaded.model, loaded.test, methods, n_images, mean=loaded.mean,
-                           std=loaded.std, on_progress=on_progress,
-                           should_stop=_stop_check(stop_flag))
+    return _evaluation().sanity_check(loaded.model, loaded.test, methods, n_images, loaded.mean,
+                                      loaded.std, on_progress=on_progress,
+                                      should_stop=should_stop)
+
+
+def sanity_note(result: ev.SanityResult) -> str:
+    """The line under the randomization chart: what was run, how to read it."""
+    note = (f"{result.n_images} test images, {len(result.curves)} methods, "
+            f"{result.seconds:.1f} s. 1 = the trained network's maps; a curve that stays "
+            f"high while the weights are destroyed does not depend on them.")
+    return note + (f" **{STOPPED_NOTE}**" if not result.complete else "")
 
 
 # What the page shows ------------------------------------------------------------------------
@@ -451,7 +454,7 @@ class Comparison:
 
 def compare_runs(runs_dir: Path, run_ids: Any, methods: Any, n_images: Any, target: Any, *,
                  reuse: Sequence[Evaluation | None] = (), progress: Progress | None = None,
-                 stop_flag: Any = None, cache: RunCache = RUNS) -> Comparison:
+                 should_stop: StopCheck = None, cache: RunCache = RUNS) -> Comparison:
     """Evaluate two or more runs on the same task with the same settings. An evaluation in
     `reuse` made with the same request (same weights, methods, images, target) is reused."""
     if isinstance(run_ids, str):
@@ -480,7 +483,7 @@ def compare_runs(runs_dir: Path, run_ids: Any, methods: Any, n_images: Any, targ
                 report((position + fraction) / len(loaded), f"{loaded[position].run_id}: {desc}")
 
             reused = run_evaluation(runs_dir, run.run_id, methods, n_images, target,
-                                    progress=part, stop_flag=stop_flag, keep_maps=False,
+                                    progress=part, should_stop=should_stop, keep_maps=False,
                                     cache=cache)
         comparison.evaluations.append(reused)
         if not reused.result.complete:

@@ -15,12 +15,13 @@ import gradio as gr
 from .. import components as ui
 from ..context import TabContext
 from ..errors import keep_state, user_errors
+from ..shared.cancellation import CANCEL_FLAGS, CLICK_TIME_JS, work_key
 from . import runs as service
-from ..shared.cancellation import CLICK_TIME_JS, session_key
 
 # Evaluations build and run models for seconds to a minute: they share the Attributions
 # tab's queue, one at a time, so they never compete for the same cores.
 ATTRIBUTION_QUEUE = dict(concurrency_id="attribution", concurrency_limit=1)
+FEATURE = "evaluate"  # its Stop flags (shared.cancellation)
 PRIVATE = dict(api_visibility="private")
 QUIET = dict(api_visibility="private", show_progress="hidden")
 INTRO = (
@@ -34,11 +35,11 @@ INTRO = (
     "change do not explain the weights. Train a run in the **Train** tab first.")
 
 
-def _flag_of(request: Any, clicked_at: Any = None):
+def _stop_flag(request: Any, clicked_at: Any = None):
     """The session's Stop flag for work pressed at `clicked_at` (the page's browser time);
-    work pressed before the latest Stop (it waited in the queue) raises `Cancelled`, which
+    work pressed before the latest Stop (it waited in the queue) raises `Stopped`, which
     `keep_state` turns into an unchanged page."""
-    return service.STOP_FLAGS.work(session_key(request), clicked_at)
+    return CANCEL_FLAGS.work(work_key(request, FEATURE), clicked_at)
 
 
 def _progress_of(progress: Any):
@@ -49,124 +50,133 @@ def _figure_or_hidden(figure: Any):
     return gr.update(value=figure, visible=figure is not None)
 
 
-# Handlers: page ----------------------------------------------------------------------------
+# Handlers: page (each answers by name, `components.named`) ----------------------------
 
-def make_handlers(ctx: TabContext) -> dict[str, Any]:
-    runs_dir = ctx.training.runs_dir
+class _Page:
+    """The page's handlers for one app: the runs they read are the app's runs directory."""
+
+    def __init__(self, ctx: TabContext) -> None:
+        self.training = ctx.training
+        self.runs_dir = ctx.training.runs_dir
+
+    def reload(self):
+        runs = service.evaluable_runs(self.training)
+        return {"run": gr.update(choices=runs, value=runs[0] if runs else None),
+                "compare_runs": gr.update(choices=runs)}
 
     @keep_state
-    def refresh(current: Any, compared: Any):
-        runs = service.evaluable_runs(ctx.training)
+    def refresh(self, current: Any, compared: Any):
+        runs = service.evaluable_runs(self.training)
         keep = current if current in runs else (runs[0] if runs else None)
-        return (gr.update(choices=runs, value=keep),
-                gr.update(choices=runs, value=[r for r in (compared or []) if r in runs]))
+        return {"run": gr.update(choices=runs, value=keep),
+                "compare_runs": gr.update(choices=runs,
+                                          value=[r for r in (compared or []) if r in runs])}
 
     @keep_state
-    def describe(run_id: Any):
+    def describe(self, run_id: Any):
         if not run_id:
             return "No run chosen: train one on *shapes* in the Train tab, then refresh."
-        return service.describe_run(runs_dir, run_id)
+        return service.describe_run(self.runs_dir, run_id)
 
     @keep_state
-    def evaluate(run_id: Any, methods: Any, n_images: Any, target: Any, clicked_at: Any = None,
-                 request: gr.Request = None, progress=gr.Progress()):
-        with _flag_of(request, clicked_at) as flag:
-            evaluation = service.run_evaluation(runs_dir, run_id, methods, n_images, target,
-                                                progress=_progress_of(progress), stop_flag=flag)
+    def evaluate(self, run_id: Any, methods: Any, n_images: Any, target: Any,
+                 clicked_at: Any = None, request: gr.Request = None, progress=gr.Progress()):
+        with _stop_flag(request, clicked_at) as flag:
+            evaluation = service.run_evaluation(self.runs_dir, run_id, methods, n_images, target,
+                                                progress=_progress_of(progress),
+                                                should_stop=flag.is_set)
         result = evaluation.result
         if not result.methods:
             gr.Info(service.STOPPED_NOTE)
-            return (gr.skip(),) * 11
+            return {}
         figures = service.metric_figures(result)
         methods_shown = service.evaluated_methods(evaluation)
-        return (evaluation, service.summary(evaluation),
-                {"headers": service.table_headers(result), "data": service.table_rows(result)},
-                service.csv_download(evaluation),
-                *(_figure_or_hidden(figures[m]) for m in service.METRICS),
-                gr.update(choices=methods_shown, value=methods_shown[0][1]),
-                gr.update(choices=[c for c in service.METRIC_CHOICES
-                                   if c[1] in service.shown_metrics(result)], value="energy"))
+        return {"state": evaluation, "summary": service.summary(evaluation),
+                "table": {"headers": service.table_headers(result),
+                          "data": service.table_rows(result)},
+                "csv": service.csv_download(evaluation),
+                **{f"plot_{m}": _figure_or_hidden(figures[m]) for m in service.METRICS},
+                "examples_method": gr.update(choices=methods_shown, value=methods_shown[0][1]),
+                "examples_metric": gr.update(choices=[c for c in service.METRIC_CHOICES
+                                                      if c[1] in service.shown_metrics(result)],
+                                             value="energy")}
 
-    def stop(clicked_at: Any = None, request: gr.Request = None):
-        if service.STOP_FLAGS.cancel(session_key(request), clicked_at):
+    def stop(self, clicked_at: Any = None, request: gr.Request = None):
+        if CANCEL_FLAGS.cancel(work_key(request, FEATURE), clicked_at):
             gr.Info("Stopping after the current batch of images: what is finished is shown.")
         else:
             gr.Info("No evaluation is running for this page; one waiting, if any, is dropped.")
 
     @keep_state
-    def examples(evaluation: Any, method: Any, metric: Any, k: Any):
+    def examples(self, evaluation: Any, method: Any, metric: Any, k: Any):
         if evaluation is None:
-            return gr.skip(), gr.skip()
-        return service.examples(evaluation, method, metric, k)
+            return {}
+        best, worst = service.examples(evaluation, method, metric, k)
+        return {"best": best, "worst": worst}
 
     @keep_state
-    def pick_row(evaluation: Any, event: gr.SelectData):
+    def pick_row(self, evaluation: Any, event: gr.SelectData):
         method = service.method_of_row(evaluation, event.index[0] if event.index else None)
         return method if method is not None else gr.skip()
 
     @keep_state
-    def sanity(run_id: Any, methods: Any, n_images: Any, measure: Any, clicked_at: Any = None,
-               request: gr.Request = None, progress=gr.Progress()):
-        with _flag_of(request, clicked_at) as flag:
-            result = service.run_sanity(runs_dir, run_id, methods, n_images,
-                                        progress=_progress_of(progress), stop_flag=flag)
-        note = (f"{result.n_images} test images, {len(result.curves)} methods, "
-                f"{result.seconds:.1f} s. 1 = the trained network's maps; a curve that stays "
-                f"high while the weights are destroyed does not depend on them.")
-        if not result.complete:
-            note += f" **{service.STOPPED_NOTE}**"
-        return result, gr.update(value=service.sanity_chart(result, measure), visible=True), note
+    def sanity(self, run_id: Any, methods: Any, n_images: Any, measure: Any,
+               clicked_at: Any = None, request: gr.Request = None, progress=gr.Progress()):
+        with _stop_flag(request, clicked_at) as flag:
+            result = service.run_sanity(self.runs_dir, run_id, methods, n_images,
+                                        progress=_progress_of(progress), should_stop=flag.is_set)
+        return {"sanity_state": result,
+                "sanity_plot": gr.update(value=service.sanity_chart(result, measure),
+                                         visible=True),
+                "sanity_note": service.sanity_note(result)}
 
     @keep_state
-    def sanity_measure(result: Any, measure: Any):
+    def sanity_measure(self, result: Any, measure: Any):
         return gr.skip() if result is None else service.sanity_chart(result, measure)
 
     @keep_state
-    def compare(run_ids: Any, methods: Any, n_images: Any, target: Any, metric: Any,
+    def compare(self, run_ids: Any, methods: Any, n_images: Any, target: Any, metric: Any,
                 current: Any, clicked_at: Any = None, request: gr.Request = None,
                 progress=gr.Progress()):
-        with _flag_of(request, clicked_at) as flag:
-            comparison = service.compare_runs(runs_dir, run_ids, methods, n_images, target,
+        with _stop_flag(request, clicked_at) as flag:
+            comparison = service.compare_runs(self.runs_dir, run_ids, methods, n_images, target,
                                               reuse=[current], progress=_progress_of(progress),
-                                              stop_flag=flag)
-        return (comparison, {"headers": comparison.headers(), "data": comparison.rows()},
-                gr.update(value=service.compare_chart(comparison, metric), visible=True),
-                service.compare_note(comparison))
+                                              should_stop=flag.is_set)
+        return {"compare_state": comparison,
+                "compare_table": {"headers": comparison.headers(), "data": comparison.rows()},
+                "compare_plot": gr.update(value=service.compare_chart(comparison, metric),
+                                          visible=True),
+                "compare_note": service.compare_note(comparison)}
 
     @keep_state
-    def compare_metric(comparison: Any, metric: Any):
+    def compare_metric(self, comparison: Any, metric: Any):
         return gr.skip() if comparison is None else service.compare_chart(comparison, metric)
 
-    def reload():
-        runs = service.evaluable_runs(ctx.training)
-        return (gr.update(choices=runs, value=runs[0] if runs else None),
-                gr.update(choices=runs))
 
-    return {name: value for name, value in locals().items() if callable(value)}
+def make_handlers(ctx: TabContext) -> dict[str, Any]:
+    """The page's handlers by name (tests call them directly and read outputs by name)."""
+    page = _Page(ctx)
+    return {name: getattr(page, name) for name in vars(_Page) if not name.startswith("_")}
 
 
-# API (named endpoints; errors reach the caller) --------------------------------------------
+# API (named endpoints, no session state: `gr.api`; errors reach the caller) ---------------
 
 def make_api(ctx: TabContext) -> dict[str, Any]:
     runs_dir = ctx.training.runs_dir
 
     @user_errors
-    def evaluate_run(run_id: str, methods: Any, n_images: float, target: str,
-                     request: gr.Request = None, progress=gr.Progress()) -> dict:
+    def evaluate_run(run_id: str, methods: list[str] | str, n_images: float,
+                     target: str) -> dict:
         """/evaluate: each method's mean of each metric on a run's first test images, with
-        the random-map values (the table's numbers)."""
-        with _flag_of(request) as flag:
-            return service.run_evaluation(runs_dir, run_id, methods, n_images, target,
-                                          progress=_progress_of(progress), stop_flag=flag,
-                                          keep_maps=False).to_json()
+        the random-map values (the table's numbers): `resnext.explain`'s `to_json()`, as
+        `python -m resnext.explain RUN_DIR --json` prints it."""
+        return service.run_evaluation(runs_dir, run_id, methods, n_images, target,
+                                      keep_maps=False).to_json()
 
     @user_errors
-    def sanity_check(run_id: str, methods: Any, n_images: float,
-                     request: gr.Request = None, progress=gr.Progress()) -> dict:
+    def sanity_check(run_id: str, methods: list[str] | str, n_images: float) -> dict:
         """/sanity_check: the cascading randomization curves of a run's network."""
-        with _flag_of(request) as flag:
-            return service.run_sanity(runs_dir, run_id, methods, n_images,
-                                      progress=_progress_of(progress), stop_flag=flag).to_json()
+        return service.run_sanity(runs_dir, run_id, methods, n_images).to_json()
 
     return {"evaluate": evaluate_run, "sanity_check": sanity_check}
 
@@ -301,22 +311,39 @@ def build(ctx: TabContext) -> None:
 
 # Wiring ------------------------------------------------------------------------------------
 
+def _outputs(s: Settings, r: Results, x: Examples, sanity: Sanity, compare: Compare
+             ) -> dict[str, Any]:
+    """The components the handlers answer to, by the names they use."""
+    return {"run": s.run, "compare_runs": compare.runs, "state": r.state,
+            "summary": r.summary, "table": r.table, "csv": r.csv,
+            **{f"plot_{m}": r.plots[m] for m in service.METRICS},
+            "examples_method": x.method, "examples_metric": x.metric, "best": x.best,
+            "worst": x.worst, "sanity_state": sanity.state, "sanity_plot": sanity.plot,
+            "sanity_note": sanity.note, "compare_state": compare.state,
+            "compare_table": compare.table, "compare_plot": compare.plot,
+            "compare_note": compare.note}
+
+
 def _wire(ctx: TabContext, s: Settings, r: Results, x: Examples, sanity: Sanity,
           compare: Compare) -> None:
     h = make_handlers(ctx)
+    out = _outputs(s, r, x, sanity, compare)
+    answers = {name: ui.named(h[name], out) for name in ("reload", "refresh", "evaluate",
+                                                      "examples", "sanity", "compare")}
     _api_endpoints(ctx)
-    ctx.demo.load(h["reload"], None, [s.run, compare.runs], **QUIET).then(
+    runs = [s.run, compare.runs]
+    ctx.demo.load(answers["reload"], None, runs, **QUIET).then(
         h["describe"], s.run, s.run_note, **QUIET)
-    s.refresh.click(h["refresh"], [s.run, compare.runs], [s.run, compare.runs], **QUIET).then(
+    s.refresh.click(answers["refresh"], runs, runs, **QUIET).then(
         h["describe"], s.run, s.run_note, **QUIET)
     s.run.change(h["describe"], s.run, s.run_note, **QUIET)
 
-    show_examples = dict(fn=h["examples"], inputs=[r.state, *x.inputs],
+    show_examples = dict(fn=answers["examples"], inputs=[r.state, *x.inputs],
                          outputs=[x.best, x.worst], **QUIET)
     # Each press carries its browser time: Stop drops work still waiting in the queue.
     pressed = dict(js=CLICK_TIME_JS, **PRIVATE, **ATTRIBUTION_QUEUE)
     evaluate = s.evaluate.click(
-        h["evaluate"], [s.run, s.methods, s.n_images, s.target, s.clicked_at],
+        answers["evaluate"], [s.run, s.methods, s.n_images, s.target, s.clicked_at],
         [r.state, r.summary, r.table, r.csv, *(r.plots[m] for m in service.METRICS), x.method,
          x.metric], **pressed)
     evaluate.then(**show_examples)
@@ -329,30 +356,22 @@ def _wire(ctx: TabContext, s: Settings, r: Results, x: Examples, sanity: Sanity,
     x.k.submit(**show_examples)
     x.k.blur(**show_examples)
 
-    sanity.run.click(h["sanity"], [s.run, s.methods, sanity.n_images, sanity.measure,
-                                   s.clicked_at], [sanity.state, sanity.plot, sanity.note],
+    sanity.run.click(answers["sanity"], [s.run, s.methods, sanity.n_images, sanity.measure,
+                                         s.clicked_at], [sanity.state, sanity.plot, sanity.note],
                      **pressed)
     sanity.measure.input(h["sanity_measure"], [sanity.state, sanity.measure], sanity.plot,
                          **QUIET)
 
-    compare.run.click(h["compare"], [compare.runs, s.methods, s.n_images, s.target,
-                                     compare.metric, r.state, s.clicked_at],
+    compare.run.click(answers["compare"], [compare.runs, s.methods, s.n_images, s.target,
+                                           compare.metric, r.state, s.clicked_at],
                       [compare.state, compare.table, compare.plot, compare.note], **pressed)
     compare.metric.input(h["compare_metric"], [compare.state, compare.metric], compare.plot,
                          **QUIET)
 
 
 def _api_endpoints(ctx: TabContext) -> None:
+    """/evaluate and /sanity_check hold no session state (a run id in, JSON out): plain
+    `gr.api` endpoints, typed by their functions' hints, in the attribution queue."""
     api = make_api(ctx)
-    with gr.Group(visible=False):
-        run_in = gr.Textbox()
-        methods_in = gr.JSON()
-        n_images_in = ui.Number(label=service.N_IMAGES_LABEL)
-        sanity_images_in = ui.Number(label=service.SANITY_IMAGES_LABEL)
-        target_in = gr.Textbox()
-        out = gr.JSON()
-        evaluate_button, sanity_button = gr.Button(), gr.Button()
-    evaluate_button.click(api["evaluate"], [run_in, methods_in, n_images_in, target_in], out,
-                          api_name="evaluate", **ATTRIBUTION_QUEUE)
-    sanity_button.click(api["sanity_check"], [run_in, methods_in, sanity_images_in], out,
-                        api_name="sanity_check", **ATTRIBUTION_QUEUE)
+    gr.api(api["evaluate"], api_name="evaluate", **ATTRIBUTION_QUEUE)
+    gr.api(api["sanity_check"], api_name="sanity_check", **ATTRIBUTION_QUEUE)

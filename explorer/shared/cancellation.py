@@ -1,12 +1,17 @@
-"""Per-session cancel flags for long model work (attributions, evaluations).
+"""The one stop mechanism of long model work: the Attributions tab's Cancel and the Evaluate
+tab's Stop.
 
-The Cancel button sets the session's flag, which the model's forward pre-hook checks
-(`attribution.ForwardMonitor`), so running work stops at its next forward pass and its event
-ends normally (earlier results kept). Work still waiting in the queue is dropped when its
-turn comes: each press of a work button and of Cancel carries the browser's clock
-(`CLICK_TIME_JS`), and work pressed before the latest Cancel does not start. (Gradio's own
-`cancels=` is not used: cutting a running event off races with its answer and can leave an
-error toast on the page.)
+`CANCEL_FLAGS` holds one flag per browser session and feature (`work_key`: an attribution's
+Cancel does not stop the same page's evaluation). The button sets it; the library asks it
+(`should_stop=flag.is_set`) before every forward pass of one image's attribution and before
+every chunk of an evaluation, and raises `resnext.explain.Stopped`, so running work ends at
+its next forward or chunk (one image: nothing to keep; an evaluation: what finished is
+kept). Work still waiting in the queue is dropped when its turn comes: each press of a work
+button and of Cancel/Stop carries the browser's clock (`CLICK_TIME_JS`), and work pressed
+before the latest Cancel raises `Stopped` at once. The page's wrapper (`errors.keep_state`)
+turns `Stopped` into an unchanged page without a message: the button has said it. (Gradio's
+own `cancels=` is not used: cutting a running event off races with its answer and can leave
+an error toast on the page.)
 """
 
 from __future__ import annotations
@@ -14,25 +19,26 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Hashable, Iterator
 
+from resnext.explain.stopping import Stopped
 
-class Cancelled(Exception):
-    """Page work ended by the person's own Cancel or Stop (which said so): the page's
-    handler wrapper (`errors.keep_state`) leaves every output as it was, with no message."""
+# The features whose work can be stopped, each with its own flag per session.
+FEATURES = ("attributions", "evaluate")
 
 
 class CancelFlags:
-    """One `threading.Event` per session, the most recent `capacity` sessions kept."""
+    """One `threading.Event` per key (`work_key`: a session and a feature), the most recent
+    `capacity` keys kept."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._flags: OrderedDict[str, threading.Event] = OrderedDict()
+        self._flags: OrderedDict[Hashable, threading.Event] = OrderedDict()
         self._lock = threading.Lock()
         self._capacity = capacity
-        self._busy: dict[str, int] = {}  # sessions with work running, and how many
-        self._cancelled_at: OrderedDict[str, float] = OrderedDict()  # browser ms of Cancel
+        self._busy: dict[Hashable, int] = {}  # keys with work running, and how many
+        self._cancelled_at: OrderedDict[Hashable, float] = OrderedDict()  # browser ms of Cancel
 
-    def fresh(self, session: str) -> threading.Event:
+    def fresh(self, session: Hashable) -> threading.Event:
         """The session's flag, cleared: a new piece of work starts."""
         with self._lock:
             flag = self._flags.pop(session, None) or threading.Event()
@@ -43,7 +49,7 @@ class CancelFlags:
             return flag
 
     @contextmanager
-    def running(self, session: str) -> Iterator[threading.Event]:
+    def running(self, session: Hashable) -> Iterator[threading.Event]:
         """A fresh flag for the work inside the block; the session counts as busy there."""
         flag = self.fresh(session)
         with self._lock:
@@ -57,15 +63,15 @@ class CancelFlags:
                     del self._busy[session]
 
     @contextmanager
-    def work(self, session: str, clicked_at: Any = None) -> Iterator[threading.Event]:
+    def work(self, session: Hashable, clicked_at: Any = None) -> Iterator[threading.Event]:
         """`running` for work whose button was pressed at `clicked_at` (browser ms); raises
-        `Cancelled` instead when Cancel came after that press (the work waited in the queue)."""
+        `Stopped` instead when Cancel came after that press (the work waited in the queue)."""
         if self.dropped(session, clicked_at):
-            raise Cancelled
+            raise Stopped("dropped: Cancel was pressed after it")
         with self.running(session) as flag:
             yield flag
 
-    def cancel(self, session: str, clicked_at: Any = None) -> bool:
+    def cancel(self, session: Hashable, clicked_at: Any = None) -> bool:
         """Set the session's flag; False when the session has no work running. With the
         browser time of the press, work pressed before it and still waiting is dropped."""
         with self._lock:
@@ -81,7 +87,7 @@ class CancelFlags:
         flag.set()
         return True
 
-    def dropped(self, session: str, clicked_at: Any) -> bool:
+    def dropped(self, session: Hashable, clicked_at: Any) -> bool:
         """Whether work pressed at `clicked_at` (browser ms) was cancelled before it began."""
         with self._lock:
             cancelled_at = self._cancelled_at.get(session)
@@ -102,6 +108,9 @@ CLICK_TIME_JS = "(...values) => [...values.slice(0, -1), Date.now()]"
 CANCEL_FLAGS = CancelFlags()
 
 
-def session_key(request: Any) -> str:
-    """The browser session a Gradio request belongs to ("no-session" for direct calls)."""
-    return getattr(request, "session_hash", None) or "no-session"
+def work_key(request: Any, feature: str) -> tuple[str, str]:
+    """The flag of one feature's work in the browser session a Gradio request belongs to
+    ("no-session" for direct calls)."""
+    if feature not in FEATURES:
+        raise ValueError(f"feature must be one of {', '.join(FEATURES)}, got {feature!r}")
+    return getattr(request, "session_hash", None) or "no-session", feature

@@ -84,7 +84,17 @@ class TrainRequest:
         return {"config": self.config.to_dict(), "data": self.data, "image_size": self.image_size,
                 "train_size": self.train_size, "test_size": self.test_size,
                 "epochs": self.epochs, "batch_size": self.batch_size, "recipe": self.recipe,
-                "lr": self.lr, "seed": self.seed, "device": self.device}
+                "lr": self.lr, "seed": self.seed, "device": self.device,
+                "download": self.download}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainRequest":
+        """A request written by `to_dict` (a queued run's request.json, after a restart)."""
+        values = {name: data[name] for name in (
+            "data", "image_size", "train_size", "test_size", "epochs", "batch_size", "recipe",
+            "lr", "seed", "device")}
+        return cls(config=ResNeXtConfig.from_dict(data["config"]),
+                   download=bool(data.get("download", False)), **values)
 
 
 def dataset_choices(data_dir: Path) -> list[tuple[str, str]]:

@@ -41,8 +41,11 @@ def _request(ctx: TabContext, selection: Selection, values: list[Any]) -> servic
                                 download=download)
 
 
-def _runs_rows(manager: TrainingManager) -> list[list[Any]]:
-    return [run_row(record) for record in manager.runs()]
+def _runs_table(manager: TrainingManager) -> dict[str, Any]:
+    """The runs table and its line (count, size on disk)."""
+    records = manager.runs()
+    return {"runs_table": [run_row(record) for record in records],
+            "runs_total": views.runs_summary(records)}
 
 
 def _run_choices(manager: TrainingManager) -> list[str]:
@@ -76,12 +79,13 @@ class Handlers:
         return gr.update(info=service.learning_rate_note(recipe))
 
     @keep_state
-    def start(self, selection: Selection, *values: Any) -> dict[str, Any]:
-        run_id = self.manager.start(_request(self.ctx, selection, list(values)))
+    def start(self, request: gr.Request, selection: Selection, *values: Any) -> dict[str, Any]:
+        user = self.ctx.user(request)
+        run_id = self.manager.start(_request(self.ctx, selection, list(values)), user)
         status = self.manager.status(run_id)
         return {"followed": run_id, "progress": views.progress_html(status),
                 "curves": views.curves_figure(status), "timer": gr.Timer(active=True),
-                "runs_table": _runs_rows(self.manager)}
+                **_runs_table(self.manager)}
 
     @keep_state
     def poll(self, run_id: str | None) -> dict[str, Any]:
@@ -90,27 +94,31 @@ class Handlers:
         status = self.manager.status(run_id)
         live = status["run"]["state"] in ("queued", "running")
         answer = {"progress": views.progress_html(status), "curves": views.curves_figure(status),
-                  "timer": gr.Timer(active=live), "runs_table": _runs_rows(self.manager)}
+                  "timer": gr.Timer(active=live), **_runs_table(self.manager)}
         if not live:
             answer["choice"] = gr.update(choices=_run_choices(self.manager),
                                          value=run_id if status["history"] else None)
         return answer
 
     @keep_state
-    def stop(self, run_id: str | None) -> None:
+    def stop(self, run_id: str | None, request: gr.Request) -> None:
         if not run_id:
             raise ValueError("no run is being followed on this page: start one first")
-        gr.Info(self.manager.stop(run_id))
+        gr.Info(self.manager.stop(run_id, self.ctx.user(request)))
 
     def _listing(self) -> dict[str, Any]:
-        return {"runs_table": _runs_rows(self.manager),
+        return {**_runs_table(self.manager),
                 "choice": gr.update(choices=_run_choices(self.manager))}
 
-    def reattach(self) -> dict[str, Any]:
-        """Page (re)load: follow the newest queued or running run, if any."""
-        run_id = self.manager.active_run()
+    @keep_state
+    def reattach(self, request: gr.Request) -> dict[str, Any]:
+        """Page (re)load: follow this user's newest queued or running run, if any."""
+        user = self.ctx.user(request)
+        run_id = self.manager.active_run(user)
+        who = views.signed_in(user, user in self.manager.admins,
+                              self.ctx.options.accounts is not None)
         return {"followed": run_id, "timer": gr.Timer(active=run_id is not None),
-                **self._listing()}
+                "who": who, **self._listing()}
 
     @keep_state
     def refresh(self) -> dict[str, Any]:
@@ -136,6 +144,42 @@ class Handlers:
                 f"Attributions tabs its weights and its dataset's classes and test images.")
         return {"selection_request": selection, "weights": weights}
 
+    # Deleting: a row clicked, then Delete, then a confirmation naming the run and its size.
+
+    @keep_state
+    def pick(self, event: gr.SelectData) -> dict[str, Any]:
+        run_id = (event.row_value or [None])[0]
+        record = self.manager.record(run_id) if run_id else None
+        if record is None:
+            return {"picked": None, "delete": gr.update(visible=False),
+                    "confirm_box": gr.update(visible=False)}
+        return {"picked": run_id, "delete": gr.update(visible=True, value=f"Delete {run_id}…"),
+                "confirm_box": gr.update(visible=False)}
+
+    @keep_state
+    def ask_delete(self, run_id: str | None, request: gr.Request) -> dict[str, Any]:
+        if not run_id:
+            raise ValueError("click a run in the runs table first")
+        self.manager.authorize(run_id, self.ctx.user(request), "delete")
+        record = self.manager.record(run_id)
+        if record is None:
+            raise ValueError(f"{run_id} holds no run")
+        question, label = views.delete_prompt(record)
+        return {"confirm_box": gr.update(visible=True), "confirm_text": question,
+                "confirm": gr.update(value=label)}
+
+    @keep_state
+    def confirm_delete(self, run_id: str | None, request: gr.Request) -> dict[str, Any]:
+        if not run_id:
+            raise ValueError("click a run in the runs table first")
+        gr.Info(self.manager.delete(run_id, self.ctx.user(request)))
+        return {"picked": None, "delete": gr.update(visible=False),
+                "confirm_box": gr.update(visible=False), **self._listing()}
+
+    @staticmethod
+    def cancel_delete() -> dict[str, Any]:
+        return {"confirm_box": gr.update(visible=False)}
+
 
 # API (named endpoints; errors reach the caller) -------------------------------------------
 # The values arrive as sent (gr.api does no preprocessing): `service.make_request` and the
@@ -147,14 +191,16 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
     @user_errors
     def train_start(config_json: str, data: str, image_size: float, train_size: float,
                     test_size: float, epochs: float, batch_size: float, recipe: str,
-                    lr: float | None, seed: float, device: str) -> dict:
+                    lr: float | None, seed: float, device: str,
+                    request: gr.Request = None) -> dict:
         """/train_start: queue a training of a config (JSON) on a dataset; its run id."""
-        request = service.make_request(Selection.from_json(config_json), data, image_size,
-                                       train_size, test_size, epochs, batch_size, recipe, lr,
-                                       seed, device, ctx.options.data_dir)
-        run_id = manager.start(request)
+        user = ctx.user(request)
+        asked = service.make_request(Selection.from_json(config_json), data, image_size,
+                                     train_size, test_size, epochs, batch_size, recipe, lr,
+                                     seed, device, ctx.options.data_dir)
+        run_id = manager.start(asked, user)
         return {"run_id": run_id, "queue_position": manager.queue_position(run_id),
-                "request": request.to_dict()}
+                "request": asked.to_dict()}
 
     @user_errors
     def train_status(run_id: str) -> dict:
@@ -162,9 +208,16 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
         return manager.status(run_id)
 
     @user_errors
-    def train_stop(run_id: str) -> str:
-        """/train_stop: stop a run now (it keeps its last whole epoch)."""
-        return manager.stop(run_id)
+    def train_stop(run_id: str, request: gr.Request = None) -> str:
+        """/train_stop: stop a run now (it keeps its last whole epoch); its owner or an
+        admin only."""
+        return manager.stop(run_id, ctx.user(request))
+
+    @user_errors
+    def delete_run(run_id: str, request: gr.Request = None) -> str:
+        """/delete_run: delete a run that is not running (its folder in the runs
+        directory); its owner or an admin only."""
+        return manager.delete(run_id, ctx.user(request))
 
     @user_errors
     def runs() -> list:
@@ -248,9 +301,16 @@ class Live:
 class Runs:
     def __init__(self) -> None:
         gr.Markdown("### Runs (the runs directory: kept across restarts)")
+        self.who = gr.HTML("", elem_id="runs-who")
         with gr.Row():
             self.table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, wrap=True,
                                       elem_id="runs-table", elem_classes=["rx-table"])
+        with gr.Row(equal_height=True):
+            self.total = gr.HTML("", elem_id="runs-total")
+            self.picked = gr.State(None)  # the run id of the row clicked
+            self.delete = gr.Button("Delete…", variant="stop", size="sm", visible=False,
+                                    elem_id="runs-delete", scale=0, min_width=260)
+        self._confirmation()
         with gr.Row(equal_height=False):
             self.choice = ui.Dropdown([], value=None, label="Run", scale=3, min_width=240,
                                       allow_custom_value=False)
@@ -268,6 +328,14 @@ class Runs:
         self.gallery = gr.Gallery(label="Test images: true → predicted (mistakes first)",
                                   columns=8, height=330, object_fit="contain",
                                   allow_preview=False)
+
+    def _confirmation(self) -> None:
+        """A row clicked offers Delete; Delete asks here, naming the run and its size."""
+        with gr.Group(visible=False) as self.confirm_box:
+            self.confirm_text = gr.HTML("", elem_id="runs-confirm")
+            with gr.Row():
+                self.confirm = gr.Button("Confirm: delete", variant="stop", size="sm")
+                self.cancel = gr.Button("Cancel", size="sm")
 
 
 def build(ctx: TabContext, tab: Any) -> None:
@@ -313,9 +381,11 @@ def _wire_runs(ctx: TabContext, h: Handlers, s: Settings, live: Live, runs: Runs
                quiet: dict[str, Any]) -> None:
     """Starting, following and stopping runs; the runs table and what a chosen run shows."""
     outputs = {"followed": live.followed, "progress": live.progress, "curves": live.curves,
-               "timer": live.timer, "runs_table": runs.table, "choice": runs.choice}
+               "timer": live.timer, "runs_table": runs.table, "runs_total": runs.total,
+               "choice": runs.choice, "who": runs.who}
     s.start.click(**ui.by_name(h.start, outputs), inputs=[ctx.selection, *s.values], **quiet)
     s.stop.click(h.stop, live.followed, None, **quiet)
+    _wire_delete(h, runs, outputs, quiet)
     live.timer.tick(**ui.by_name(h.poll, outputs), inputs=live.followed, **quiet)
     ctx.demo.load(**ui.by_name(h.reattach, outputs), inputs=None, **quiet)
     runs.refresh.click(**ui.by_name(h.refresh, outputs), inputs=None, **quiet)
@@ -327,12 +397,24 @@ def _wire_runs(ctx: TabContext, h: Handlers, s: Settings, live: Live, runs: Runs
                    inputs=runs.choice, **quiet)
 
 
+def _wire_delete(h: Handlers, runs: Runs, listing: dict[str, Any],
+                 quiet: dict[str, Any]) -> None:
+    confirming = {"picked": runs.picked, "delete": runs.delete,
+                  "confirm_box": runs.confirm_box, "confirm_text": runs.confirm_text,
+                  "confirm": runs.confirm}
+    runs.table.select(**ui.by_name(h.pick, confirming), inputs=None, **quiet)
+    runs.delete.click(**ui.by_name(h.ask_delete, confirming), inputs=runs.picked, **quiet)
+    runs.confirm.click(**ui.by_name(h.confirm_delete, {**confirming, **listing}),
+                       inputs=runs.picked, **quiet)
+    runs.cancel.click(**ui.by_name(h.cancel_delete, confirming), inputs=None, **quiet)
+
+
 def _api_endpoints(ctx: TabContext) -> None:
     """Named endpoints (README: "HTTP API"); errors reach the caller. The runs directory is
     shared by every session: those endpoints hold no session state (`gr.api`). /use_run
     sets this session's network and weights, which only an event reaches: a hidden trigger."""
     api = make_api(ctx)
-    for name in ("train_start", "train_status", "train_stop", "runs"):
+    for name in ("train_start", "train_status", "train_stop", "delete_run", "runs"):
         ui.api(api[name], name)
     with gr.Group(visible=False):
         run_id, out, use = gr.Textbox(), gr.JSON(), gr.Button()

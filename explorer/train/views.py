@@ -242,3 +242,32 @@ def prediction_gallery(report: RunReport) -> list[tuple[np.ndarray, str]]:
                    f"({100 * report.confidence[index]:.0f} %)")
         items.append((enlarge(picture), caption))
     return items
+
+
+# The runs table's line and the delete confirmation ---------------------------------------------
+
+def runs_summary(records: list[Any]) -> str:
+    """The line under the runs table: how many runs, and their bytes on disk together."""
+    total = sum(record.size_bytes for record in records)
+    return (f'<div class="rx-note">{len(records):,} run{"s" * (len(records) != 1)} · '
+            f'{fmt.byte_size(total)} on disk. Click a row to delete that run.</div>')
+
+
+def delete_prompt(record: Any) -> tuple[str, str]:
+    """(question, confirm button label) naming the run, its owner and its size."""
+    size = fmt.byte_size(record.size_bytes)
+    owner = f", {html.escape(record.owner)}'s" if record.owner else ""
+    question = (f'<div class="rx-title">Delete {html.escape(record.run_id)} ({size}{owner}, '
+                f'{html.escape(record.state)})?</div><div class="rx-note">Its folder and '
+                f'everything in it (weights, metrics, log) are removed from the runs '
+                f'directory. This cannot be undone.</div>')
+    return question, f"Confirm: delete {record.run_id} ({size})"
+
+
+def signed_in(user: str, admin: bool, accounts: bool) -> str:
+    """Who this page acts as: shown only on a server with accounts."""
+    if not accounts:
+        return ""
+    role = " (admin: may stop and delete every run)" if admin else ""
+    return (f'<div class="rx-note">Signed in as <b>{html.escape(user)}</b>{role} · '
+            f'<a href="logout">Log out</a></div>')

@@ -25,9 +25,11 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 
-from .metrics import EvaluationStopped, blur_images
+from .baselines import make_baseline
+from .stopping import StopCheck, stop_if_asked
 
 from .names import (  # noqa: F401  (re-exported)
     BASE_METHODS,
@@ -51,7 +53,7 @@ class BatchSettings:
     noise_level: float = 0.15
     occlusion_window: int = 0  # square patch side, px; 0 = a quarter of the image side
     occlusion_stride: int = 0  # 0 = half the window
-    blur_sigma: float = 0.0  # the blurred baseline's sigma, px; 0 = an eighth of the side
+    blur_sigma: float = 0.0  # the blur's sigma, px; 0 = the library's rule (baselines.blur_sigma)
     layer: str = ""  # Grad-CAM's layer; "" = the last stage (Selvaraju et al.'s choice)
 
     def checked(self) -> "BatchSettings":
@@ -87,42 +89,16 @@ def resolve_row(method: str, baseline: str | None = None) -> tuple[str, str]:
     raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHOD_ROWS)}")
 
 
-def _normalised(values: Sequence[float], like: torch.Tensor, name: str) -> torch.Tensor:
-    tensor = torch.as_tensor(values, dtype=like.dtype, device=like.device).reshape(1, -1, 1, 1)
-    if tensor.shape[1] != like.shape[1]:
-        raise ValueError(f"{name} has {tensor.shape[1]} values; the images have {like.shape[1]} channels")
-    return tensor
-
-
-def baseline_images(images: torch.Tensor, kind: str, mean: Sequence[float] | None,
-                    std: Sequence[float] | None, blur_sigma: float = 0.0) -> torch.Tensor:
-    """A reference like `images` (N, 3, H, W), normalised as they are."""
-    if kind == "mean":
-        return torch.zeros_like(images)  # normalisation maps the dataset's mean colour to 0
-    if kind == "blurred":
-        # Sturmfels et al. 2020: blur keeps colour but removes the shape a classifier uses.
-        sigma = blur_sigma or max(1.0, min(images.shape[-2:]) / 8)
-        return blur_images(images, sigma)
-    if kind == "black":
-        if mean is None or std is None:
-            raise ValueError("the black baseline needs the dataset's mean and std")
-        black = -_normalised(mean, images, "mean") / _normalised(std, images, "std")
-        return black.expand_as(images).contiguous()
-    raise ValueError(f"baseline must be one of {', '.join(IG_BASELINES)}, got {kind!r}")
-
-
 def _shap_references(images: torch.Tensor, mean: Sequence[float] | None,
                      std: Sequence[float] | None, seed: int) -> torch.Tensor:
     """GradientShap's baseline distribution (Lundberg & Lee 2017 draw from a background set):
     black, the mean colour and six uniform-noise images, the same for every image, since
     Captum samples references for the whole batch."""
     one = images[:1]
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand((6,) + tuple(one.shape[1:]), generator=generator).to(images)
     if mean is None or std is None:
         raise ValueError("GradientShap's references need the dataset's mean and std")
-    noise = (noise - _normalised(mean, images, "mean")) / _normalised(std, images, "std")
-    return torch.cat([baseline_images(one, "black", mean, std), torch.zeros_like(one), noise])
+    noise = make_baseline(one.expand(6, *one.shape[1:]), "noise", mean, std, seed=seed)
+    return torch.cat([make_baseline(one, "black", mean, std), make_baseline(one, "mean"), noise])
 
 
 # A module's hook tables: a copy of a model another request is attributing must not inherit
@@ -146,6 +122,28 @@ def private_copy(model: torch.nn.Module) -> torch.nn.Module:
             if hooks is not None:
                 memo[id(hooks)] = type(hooks)()  # the copy gets an empty table
     return copy.deepcopy(model, memo)
+
+
+@contextlib.contextmanager
+def seeded_randomness(seed: int) -> Iterator[Callable[[int], None]]:
+    """The global generators Captum draws from, seeded for the block and put back after:
+    torch's (SmoothGrad's and GradientShap's noise) and numpy's (GradientShap's points on the
+    path, `np.random.uniform`, and its reference picks, `np.random.choice`: without a numpy
+    seed GradientShap's maps changed from one process to the next). Yields `reseed(offset)`,
+    which seeds both with `seed + offset` (one offset per chunk). numpy's generator is the
+    process's: callers run one attribution at a time (the app's attribution queue)."""
+    numpy_state = np.random.get_state()
+
+    def reseed(offset: int = 0) -> None:
+        torch.manual_seed(seed + offset)
+        np.random.seed((seed + offset) % 2 ** 32)
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            reseed(0)
+            yield reseed
+    finally:
+        np.random.set_state(numpy_state)
 
 
 @contextlib.contextmanager
@@ -188,7 +186,7 @@ def _attribute_chunk(model: torch.nn.Module, x: torch.Tensor, target: torch.Tens
                                 samples_batch_size=s.n_samples, stdev=stdev, layer=layer)
         return values.abs().sum(1)
     if method == "integrated_gradients":
-        reference = baseline_images(x.detach(), baseline, mean, std, s.blur_sigma)
+        reference = make_baseline(x.detach(), baseline, mean, std, sigma=s.blur_sigma or None)
         values, _ = captum_call(model, method, x, target, baselines=reference,
                                 n_steps=s.n_steps, internal_batch_size=max(1, max_batch))
         return values.sum(1)
@@ -199,14 +197,14 @@ def _attribute_chunk(model: torch.nn.Module, x: torch.Tensor, target: torch.Tens
         return values.sum(1)
     if method == "deeplift":
         # Shrikumar et al. 2017, Rescale rule; reference = the dataset's mean colour.
-        reference = baseline_images(x.detach(), baseline or "mean", mean, std)
+        reference = make_baseline(x.detach(), baseline or "mean", mean, std)
         values, _ = captum_call(model, method, x, target, baselines=reference)
         return values.sum(1)
     if method == "occlusion":
         window = s.occlusion_window or max(1, min(height, width) // 4)
         window = min(window, height, width)
         stride = s.occlusion_stride or max(1, window // 2)
-        reference = baseline_images(x.detach(), baseline or "mean", mean, std)
+        reference = make_baseline(x.detach(), baseline or "mean", mean, std)
         channels = x.shape[1]
         # Occlusion needs only forwards: no graph kept.
         with torch.no_grad():
@@ -226,14 +224,14 @@ def attribute_batch(model: torch.nn.Module, images: torch.Tensor, targets: Any, 
                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                     max_batch: int = 64, seed: int = 0,
                     on_chunk: Callable[[int], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+                    should_stop: StopCheck = None) -> torch.Tensor:
     """Maps (N, H, W) float32 of `method` (a row name of METHOD_ROWS or a base method) for
     normalised images (N, 3, H, W) and their target classes (N,).
 
     `mean`/`std` are the normalisation's (needed by the black baseline and GradientShap).
     Noise (SmoothGrad, GradientShap, random) is drawn from `seed`, chunk by chunk, without
-    touching the global RNG's state. `on_chunk(images_done)` after each chunk;
-    `should_stop()` is checked between chunks and raises `EvaluationStopped`.
+    touching the global generators' states (`seeded_randomness`). `on_chunk(images_done)` after each chunk;
+    `should_stop()` is asked before each chunk; yes raises `stopping.Stopped`.
     """
     base, chosen = resolve_row(method, baseline)
     settings = (settings or BatchSettings()).checked()
@@ -245,14 +243,13 @@ def attribute_batch(model: torch.nn.Module, images: torch.Tensor, targets: Any, 
     count = images.shape[0]
     chunk = _chunk_size(base, settings, max_batch)
     parts = []
-    with eval_mode(model), torch.enable_grad(), torch.random.fork_rng(devices=[]), \
+    with eval_mode(model), torch.enable_grad(), seeded_randomness(seed) as reseed, \
             warnings.catch_warnings():
         # Captum warns on every call that it hooks ReLUs (guided backprop): known, harmless.
         warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)
         for index, start in enumerate(range(0, count, chunk)):
-            if should_stop is not None and should_stop():
-                raise EvaluationStopped("stopped")
-            torch.manual_seed(seed + index)
+            stop_if_asked(should_stop)
+            reseed(index)
             x = images[start:start + chunk]
             maps = _attribute_chunk(model, x, targets[start:start + chunk], base, chosen,
                                     settings, mean, std, max_batch, seed + index)

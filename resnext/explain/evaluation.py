@@ -18,7 +18,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,14 +32,13 @@ from .batch import (  # noqa: F401  (re-exported)
     ROW_LABELS,
     BatchSettings,
     attribute_batch,
-    baseline_images,
     eval_mode,
     private_copy,
     resolve_row,
 )
+from .baselines import blur_sigma, gaussian_blur, make_baseline  # noqa: F401  (re-exported)
 from .metrics import (  # noqa: F401  (re-exported)
     CurveEnds,
-    EvaluationStopped,
     PerturbationCurves,
     curve_ends,
     energy_in_mask,
@@ -65,6 +64,7 @@ from .sanity import (  # noqa: F401  (re-exported)
 )
 
 from .names import HIGHER_IS_BETTER, METRIC_LABELS, METRICS, TARGETS  # noqa: E402,F401
+from .stopping import StopCheck, Stopped
 
 
 class ProgressCounter:
@@ -82,6 +82,12 @@ class ProgressCounter:
             self.callback({"kind": info.pop("kind", "step"), "done": self.done,
                            "total": self.total, "fraction": min(self.done / self.total, 1.0),
                            "seconds": time.perf_counter() - self.start, **info})
+
+    def finish(self, seconds: float, complete: bool) -> None:
+        """The last event: the whole work is over (complete, or stopped early)."""
+        if self.callback is not None:
+            self.callback({"kind": "done", "done": self.total, "total": self.total,
+                           "fraction": 1.0, "seconds": seconds, "complete": complete})
 
 
 @dataclass
@@ -173,6 +179,10 @@ class EvaluationResult:
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     complete: bool = True
+    # What was evaluated, for the JSON: a trained run's folder name and its dataset's name
+    # (the app's /evaluate and `python -m resnext.explain` set both; None otherwise).
+    run_id: str | None = None
+    dataset: str | None = None
 
     @property
     def accuracy(self) -> float:
@@ -238,7 +248,8 @@ class EvaluationResult:
         return buffer.getvalue()
 
     def to_json(self) -> dict[str, Any]:
-        """The numbers of the `/evaluate` endpoint: plain JSON types, NaN as null."""
+        """The numbers of the `/evaluate` endpoint and of `python -m resnext.explain --json`:
+        plain JSON types, NaN as null."""
         def clean(value: Any) -> Any:
             if isinstance(value, float):
                 return None if not math.isfinite(value) else round(value, 6)
@@ -252,6 +263,8 @@ class EvaluationResult:
             row["reduction"] = REDUCTIONS.get(resolve_row(scores.method)[0], "")
             rows.append(row)
         return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
             "n_images": int(len(self.indices)),
             "accuracy": clean(self.accuracy),
             "complete": self.complete,
@@ -283,122 +296,171 @@ def _predict(model: torch.nn.Module, images: torch.Tensor, max_batch: int) -> to
                           for i in range(0, images.shape[0], max_batch)])
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """An evaluation's choices, checked once."""
+
+    methods: tuple[str, ...]
+    target: str
+    steps: int
+    tolerance: int
+    max_batch: int
+    settings: BatchSettings
+
+    @classmethod
+    def checked(cls, methods: Sequence[str], target: str, steps: Any, tolerance: Any,
+                max_batch: Any, settings: BatchSettings | None) -> "_Plan":
+        from ..validation import whole_number
+
+        methods = tuple(dict.fromkeys(methods))
+        if not methods:
+            raise ValueError("choose at least one method")
+        for method in methods:
+            resolve_row(method)
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+        return cls(methods, target, whole_number("deletion/insertion steps", steps, 2, 200),
+                   whole_number("pointing tolerance", tolerance, 0, 1000),
+                   whole_number("batch size", max_batch, 1, 4096),
+                   (settings or BatchSettings()).checked())
+
+    @property
+    def sigma(self) -> float | None:
+        """The blur's sigma when the settings name one (None: the library's rule)."""
+        return self.settings.blur_sigma or None
+
+    def described(self, count: int, height: int, width: int, seed: int) -> dict[str, Any]:
+        """The settings as the result (and its JSON) reports them."""
+        s = self.settings
+        return {"n_images": count, "target": self.target, "steps": self.steps,
+                "tolerance": self.tolerance,
+                "deletion_fill": "dataset mean (0 after normalisation)",
+                "insertion_start": "Gaussian blur, sigma = "
+                                   f"{self.sigma or blur_sigma(height, width):g} px",
+                "n_steps": s.n_steps, "n_samples": s.n_samples, "noise_level": s.noise_level,
+                "seed": seed}
+
+
+def _statistics(mean: Sequence[float] | None, std: Sequence[float] | None
+                ) -> tuple[Sequence[float], Sequence[float]]:
+    if mean is None or std is None:
+        raise ValueError("mean and std: give the per-channel mean and std the network was "
+                         "trained with (a run's dataset's)")
+    return mean, std
+
+
+def _score(net: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, batch: EvalBatch,
+           method: str, plan: _Plan, statistics: tuple[Sequence[float], Sequence[float]],
+           seed: int, ends: CurveEnds, keep_maps: bool, progress: ProgressCounter,
+           should_stop: StopCheck) -> MethodScores:
+    """One method's maps of the batch and their scores (raises `Stopped` when told to)."""
+    mean, std = statistics
+    began = time.perf_counter()
+    maps = attribute_batch(net, images, targets, method, settings=plan.settings, mean=mean,
+                           std=std, max_batch=plan.max_batch, seed=seed, should_stop=should_stop)
+    seconds = time.perf_counter() - began
+    progress.advance(kind="maps", method=method)
+    curves = perturbation_curves(net, images, maps, targets, steps=plan.steps,
+                                 blur_sigma=plan.sigma, max_batch=plan.max_batch, seed=seed,
+                                 ends=ends, should_stop=should_stop)
+    progress.advance(kind="curves", method=method)
+    markers = batch.marker_masks
+    return MethodScores(
+        method=method, energy=energy_in_mask(maps, batch.masks),
+        pointing=pointing_game(maps, batch.masks, plan.tolerance),
+        deletion_auc=curves.deletion_auc, insertion_auc=curves.insertion_auc,
+        marker_share=None if markers is None else marker_share(maps, markers),
+        seconds=seconds, curves=curves,
+        maps=maps.numpy().astype(np.float32) if keep_maps else None)
+
+
 def evaluate_batch(model: torch.nn.Module, batch: EvalBatch,
-                   methods: Sequence[str] = DEFAULT_ROWS, *, mean: Sequence[float],
-                   std: Sequence[float], target: str = "label",
+                   methods: Sequence[str] = DEFAULT_ROWS, mean: Sequence[float] | None = None,
+                   std: Sequence[float] | None = None, target: str = "label", *,
                    settings: BatchSettings | None = None, steps: int = 10,
                    tolerance: int = 0, max_batch: int = 64, seed: int = 0,
                    channels_last: bool = True, keep_maps: bool = True,
+                   run_id: str | None = None, dataset: str | None = None,
                    on_progress: Callable[[dict[str, Any]], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
+                   should_stop: StopCheck = None) -> EvaluationResult:
     """`evaluate` on a prepared `EvalBatch` (see there)."""
-    from ..validation import whole_number
-
     start = time.perf_counter()
-    methods = list(dict.fromkeys(methods))
-    if not methods:
-        raise ValueError("choose at least one method")
-    for method in methods:
-        resolve_row(method)
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
-    steps = whole_number("deletion/insertion steps", steps, 2, 200)
-    tolerance = whole_number("pointing tolerance", tolerance, 0, 1000)
-    max_batch = whole_number("batch size", max_batch, 1, 4096)
-    settings = (settings or BatchSettings()).checked()
+    plan = _Plan.checked(methods, target, steps, tolerance, max_batch, settings)
+    statistics = _statistics(mean, std)
     net = prepare_model(model, channels_last)
-    images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
-    predictions = _predict(net, images, max_batch)
-    targets = batch.labels if target == "label" else predictions
-    count = images.shape[0]
-    ends = curve_ends(net, images, targets, blur_sigma=settings.blur_sigma or None,
-                      max_batch=max_batch)
+    images = (batch.images.contiguous(memory_format=torch.channels_last) if channels_last
+              else batch.images)
+    predictions = _predict(net, images, plan.max_batch)
+    targets = batch.labels if plan.target == "label" else predictions
+    ends = curve_ends(net, images, targets, blur_sigma=plan.sigma, max_batch=plan.max_batch)
     # Progress in image-passes: maps, then curves (2 * (steps + 1) forwards per image).
-    progress = ProgressCounter(len(methods) * 2, on_progress)
+    progress = ProgressCounter(len(plan.methods) * 2, on_progress)
     results: list[MethodScores] = []
     complete = True
-    for method in methods:
-        try:
-            began = time.perf_counter()
-            maps = attribute_batch(net, images, targets, method, settings=settings, mean=mean,
-                                   std=std, max_batch=max_batch, seed=seed, should_stop=should_stop)
-            seconds = time.perf_counter() - began
-            progress.advance(kind="maps", method=method)
-            curves = perturbation_curves(net, images, maps, targets, steps=steps,
-                                         blur_sigma=settings.blur_sigma or None,
-                                         max_batch=max_batch, seed=seed, ends=ends,
-                                         should_stop=should_stop)
-            progress.advance(kind="curves", method=method)
-        except EvaluationStopped:
-            complete = False
-            break
-        results.append(MethodScores(
-            method=method,
-            energy=energy_in_mask(maps, batch.masks),
-            pointing=pointing_game(maps, batch.masks, tolerance),
-            deletion_auc=curves.deletion_auc,
-            insertion_auc=curves.insertion_auc,
-            marker_share=None if batch.marker_masks is None else marker_share(maps, batch.marker_masks),
-            seconds=seconds, curves=curves,
-            maps=maps.numpy().astype(np.float32) if keep_maps else None))
+    try:
+        for method in plan.methods:
+            results.append(_score(net, images, targets, batch, method, plan, statistics, seed,
+                                  ends, keep_maps, progress, should_stop))
+    except Stopped:
+        complete = False
     result = EvaluationResult(
         methods=results, indices=batch.indices, labels=batch.labels.numpy(),
         predictions=predictions.cpu().numpy(), targets=targets.cpu().numpy(),
-        mask_share=random_baseline(batch.masks), pointing_random=random_baseline(batch.masks, tolerance),
+        mask_share=random_baseline(batch.masks),
+        pointing_random=random_baseline(batch.masks, plan.tolerance),
         marker_random=None if batch.marker_masks is None else random_baseline(batch.marker_masks),
-        settings={"n_images": count, "target": target, "steps": steps, "tolerance": tolerance,
-                  "deletion_fill": "dataset mean (0 after normalisation)",
-                  "insertion_start": "Gaussian blur, sigma = "
-                                     f"{settings.blur_sigma or max(1.0, min(images.shape[-2:]) / 8):g} px",
-                  "n_steps": settings.n_steps, "n_samples": settings.n_samples,
-                  "noise_level": settings.noise_level, "seed": seed},
-        seconds=time.perf_counter() - start, complete=complete)
-    if on_progress is not None:
-        on_progress({"kind": "done", "done": progress.total, "total": progress.total,
-                     "fraction": 1.0, "seconds": result.seconds, "complete": complete})
+        settings=plan.described(images.shape[0], *images.shape[-2:], seed),
+        seconds=time.perf_counter() - start, complete=complete, run_id=run_id, dataset=dataset)
+    progress.finish(result.seconds, complete)
     return result
 
 
 def evaluate(model: torch.nn.Module, dataset_test: Any, methods: Sequence[str] = DEFAULT_ROWS,
-             n_images: int = 200, *, mean: Sequence[float], std: Sequence[float],
-             target: str = "label", settings: BatchSettings | None = None, steps: int = 10,
-             tolerance: int = 0, max_batch: int = 64, seed: int = 0, channels_last: bool = True,
-             keep_maps: bool = True,
+             n_images: int = 200, mean: Sequence[float] | None = None,
+             std: Sequence[float] | None = None, target: str = "label", *,
+             settings: BatchSettings | None = None, steps: int = 10, tolerance: int = 0,
+             max_batch: int = 64, seed: int = 0, channels_last: bool = True,
+             keep_maps: bool = True, run_id: str | None = None, dataset: str | None = None,
              on_progress: Callable[[dict[str, Any]], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> EvaluationResult:
+             should_stop: StopCheck = None) -> EvaluationResult:
     """Score each method's maps on the first `n_images` of a test split with masks.
 
     dataset_test: items (image (3, H, W) in [0, 1], label) and `.masks` (N, H, W) bool
-    (optionally `.marker_masks`); mean/std: the training set's per-channel normalisation.
-    methods: row names (`METHOD_ROWS`; default the eight methods, Integrated Gradients with
-    its black, blurred and mean baselines as three rows; add "random" for a random-map row).
-    target: explain the true "label" (default, as the pointing game does) or the
-    "predicted" class. steps: deletion/insertion curve points - 1. tolerance: pointing game,
-    pixels. The model is not modified (a private copy is attributed). `on_progress(event)`
-    gets dicts with `fraction`; `should_stop()` ends early with the finished methods and
+    (optionally `.marker_masks`); mean/std: the training set's per-channel normalisation
+    (required; positional or by name). methods: row names (`METHOD_ROWS`; default the eight
+    methods, Integrated Gradients with its black, blurred and mean baselines as three rows;
+    add "random" for a random-map row). target: explain the true "label" (default, as the
+    pointing game does) or the "predicted" class. steps: deletion/insertion curve points - 1.
+    tolerance: pointing game, pixels. run_id/dataset: what `to_json()` says was evaluated.
+    The model is not modified (a private copy is attributed). `on_progress(event)` gets
+    dicts with `fraction`; `should_stop()` ends early with the finished methods and
     `complete=False`.
     """
+    mean, std = _statistics(mean, std)
     batch = load_test_batch(dataset_test, n_images, mean, std)
-    return evaluate_batch(model, batch, methods, mean=mean, std=std, target=target,
-                          settings=settings, steps=steps, tolerance=tolerance,
-                          max_batch=max_batch, seed=seed, channels_last=channels_last,
-                          keep_maps=keep_maps, on_progress=on_progress, should_stop=should_stop)
+    return evaluate_batch(model, batch, methods, mean, std, target, settings=settings,
+                          steps=steps, tolerance=tolerance, max_batch=max_batch, seed=seed,
+                          channels_last=channels_last, keep_maps=keep_maps, run_id=run_id,
+                          dataset=dataset, on_progress=on_progress, should_stop=should_stop)
 
 
 def sanity_check(model: torch.nn.Module, dataset_test: Any,
-                 methods: Sequence[Any] = DEFAULT_SANITY_ROWS, n_images: int = 50, *,
-                 mean: Sequence[float], std: Sequence[float], target: str = "label",
-                 settings: BatchSettings | None = None, topk: float = 0.1, max_batch: int = 64,
-                 seed: int = 0, channels_last: bool = True,
+                 methods: Sequence[Any] = DEFAULT_SANITY_ROWS, n_images: int = 50,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 target: str = "label", *, settings: BatchSettings | None = None,
+                 topk: float = 0.1, max_batch: int = 64, seed: int = 0,
+                 channels_last: bool = True,
                  on_progress: Callable[[dict[str, Any]], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> SanityResult:
+                 should_stop: StopCheck = None) -> SanityResult:
     """The cascading randomization check on the first `n_images` of a test split (the data
-    behind `/sanity_check`). The model is not modified."""
+    behind `/sanity_check`); arguments as `evaluate`'s. The model is not modified."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {target!r}")
+    mean, std = _statistics(mean, std)
     batch = load_test_batch(dataset_test, n_images, mean, std)
     net = prepare_model(model, channels_last)
-    images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
+    images = (batch.images.contiguous(memory_format=torch.channels_last) if channels_last
+              else batch.images)
     targets = batch.labels if target == "label" else _predict(net, images, max_batch)
     return randomization_check(net, images, targets, methods, mean=mean, std=std,
                                settings=settings, topk=topk, max_batch=max_batch, seed=seed,

@@ -26,6 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .baselines import gaussian_blur
+from .stopping import StopCheck, stop_if_asked
+
 
 def as_maps(maps: Any, name: str = "maps") -> torch.Tensor:
     """(N, H, W) float64 tensor from a tensor or array; (H, W) is taken as one image."""
@@ -135,27 +138,24 @@ class PerturbationCurves:
 def pixel_ranks(maps: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """(N, H, W) int64: when each pixel goes, 0 = the most attributed. Ties (e.g. the zeros of
     a ReLU'd Grad-CAM) are broken in one fixed random order, not in raster order, which would
-    sweep the image top-down and favour whatever lies at the top."""
+    sweep the image top-down and favour whatever lies at the top. The library's one ranking:
+    the deletion and insertion curves, one image's deletion curve (`single.deletion_curve`)
+    and the sanity check's top-k overlap use it."""
     count, height, width = maps.shape
-    pixels = height * width
+    return flat_ranks(maps.reshape(count, height * width), seed).reshape(count, height, width)
+
+
+def flat_ranks(values: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """`pixel_ranks` of (N, P) values: (N, P) int64, 0 = the largest, ties in the random
+    order drawn from `seed` (the same order for every row)."""
+    count, pixels = values.shape
     generator = torch.Generator().manual_seed(seed)
-    shuffle = torch.randperm(pixels, generator=generator)  # (P,)
-    shuffled = maps.reshape(count, pixels)[:, shuffle]  # (N, P)
+    shuffle = torch.randperm(pixels, generator=generator).to(values.device)  # (P,)
     # Stable sort of the shuffled values: equal values keep the random order.
-    order = shuffle[torch.sort(shuffled, dim=1, descending=True, stable=True).indices]  # (N, P)
+    order = shuffle[torch.sort(values[:, shuffle], dim=1, descending=True, stable=True).indices]
     ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(pixels).expand(count, pixels))
-    return ranks.reshape(count, height, width)
-
-
-def blur_images(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of (N, 3, H, W), reflect-padded (kornia): the insertion curve's start."""
-    from kornia.filters import gaussian_blur2d
-
-    height, width = images.shape[-2:]
-    # Kernel of about +-3 sigma, odd, and small enough for reflect padding.
-    side = min(2 * int(3 * sigma) + 1, 2 * ((min(height, width) - 1) // 2) + 1)
-    return gaussian_blur2d(images, (side, side), (sigma, sigma), border_type="reflect")
+    ranks.scatter_(1, order, torch.arange(pixels, device=values.device).expand(count, pixels))
+    return ranks
 
 
 def perturbation_curves(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
@@ -163,14 +163,14 @@ def perturbation_curves(model: Callable[[torch.Tensor], torch.Tensor], images: t
                         fill: float = 0.0, blur_sigma: float | None = None,
                         max_batch: int = 256, seed: int = 0,
                         ends: "CurveEnds | None" = None,
-                        should_stop: Callable[[], bool] | None = None) -> PerturbationCurves:
+                        should_stop: StopCheck = None) -> PerturbationCurves:
     """Deletion and insertion curves of a batch (Petsiuk et al. 2018, RISE).
 
     images: (N, 3, H, W) normalised; maps: (N, H, W); targets: (N,) class indices.
     Deletion sets the removed pixels to `fill` in normalised space (0 = the dataset's mean
     colour, neither dark nor bright for the network). Insertion starts from a blurred copy
-    (sigma = `blur_sigma`, default an eighth of the side: the shape is gone, the colours
-    stay) and puts the sharp pixels back, most attributed first. Step k has round(k/steps·P)
+    (`baselines.gaussian_blur`, sigma = `blur_sigma`, None: the library's one rule, an eighth
+    of the side: the shape is gone, the colours stay, as in IG's blurred baseline) and puts the sharp pixels back, most attributed first. Step k has round(k/steps·P)
     pixels changed; each step is one forward per chunk (`max_batch` images in all, the
     deleted and inserted copies together). The model must be in eval mode.
     `ends` (from `curve_ends`): the first and last points, which no map changes (the image,
@@ -181,7 +181,6 @@ def perturbation_curves(model: Callable[[torch.Tensor], torch.Tensor], images: t
     if images.shape[0] != count or images.shape[-2:] != (height, width):
         raise ValueError(f"images {tuple(images.shape)} and maps {tuple(values.shape)} do not match")
     ranks = pixel_ranks(values, seed).to(images.device)  # (N, H, W)
-    sigma = blur_sigma if blur_sigma is not None else max(1.0, min(height, width) / 8)
     pixels = height * width
     changed = [round(pixels * k / steps) for k in range(steps + 1)]
     deletion = torch.empty(count, steps + 1, dtype=torch.float64)
@@ -199,11 +198,10 @@ def perturbation_curves(model: Callable[[torch.Tensor], torch.Tensor], images: t
             x = images[start:start + chunk]
             rank = ranks[start:start + chunk, None]  # (B, 1, H, W)
             target = targets[start:start + chunk].to(images.device)
-            blurred = blur_images(x, sigma)
+            blurred = gaussian_blur(x, blur_sigma)
             for k in inner:
                 number = changed[k]
-                if should_stop is not None and should_stop():
-                    raise EvaluationStopped("stopped")
+                stop_if_asked(should_stop)
                 first = rank < number  # (B, 1, H, W): the `number` most attributed pixels
                 removed = torch.where(first, torch.full_like(x, fill), x)
                 inserted = torch.where(first, x, blurred)
@@ -228,8 +226,6 @@ def curve_ends(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
                targets: torch.Tensor, *, fill: float = 0.0, blur_sigma: float | None = None,
                max_batch: int = 256) -> CurveEnds:
     """The first and last points of the deletion and insertion curves, once for all maps."""
-    height, width = images.shape[-2:]
-    sigma = blur_sigma if blur_sigma is not None else max(1.0, min(height, width) / 8)
     parts: dict[str, list[torch.Tensor]] = {"original": [], "filled": [], "blurred": []}
     chunk = max(1, max_batch // 3)
     with torch.no_grad():
@@ -237,12 +233,8 @@ def curve_ends(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tens
             x = images[start:start + chunk]
             target = targets[start:start + chunk].to(images.device)
             probs = torch.softmax(model(torch.cat([x, torch.full_like(x, fill),
-                                                   blur_images(x, sigma)])).float(), dim=1)
+                                                   gaussian_blur(x, blur_sigma)])).float(), dim=1)
             rows = torch.arange(x.shape[0], device=probs.device)
             for i, name in enumerate(parts):
                 parts[name].append(probs[i * x.shape[0]:(i + 1) * x.shape[0]][rows, target].double().cpu())
     return CurveEnds(**{name: torch.cat(values) for name, values in parts.items()})
-
-
-class EvaluationStopped(Exception):
-    """`should_stop()` said stop; raised between forwards so the caller can keep what it has."""

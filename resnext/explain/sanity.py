@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from .batch import ROW_LABELS, BatchSettings, attribute_batch, eval_mode, private_copy
-from .metrics import EvaluationStopped
+from .metrics import flat_ranks
+from .stopping import StopCheck, Stopped, stop_if_asked
 
 MEASURES = ("spearman", "ssim", "topk")
 # Rows of the check by default: each base method once (IG with its black baseline).
@@ -96,20 +97,29 @@ def ssim(first: Any, second: Any) -> np.ndarray:
     return values.flatten(1).mean(dim=1).double().numpy()
 
 
-def topk_overlap(first: Any, second: Any, fraction: float = 0.1) -> np.ndarray:
-    """(N,) share of `first`'s top `fraction` pixels that are also in `second`'s."""
+def topk_overlap(first: Any, second: Any, fraction: float = 0.1, seed: int = 0) -> np.ndarray:
+    """(N,) share of `first`'s top `fraction` pixels that are also in `second`'s.
+
+    Pixels tied at the k-th value have no order: each map's are put in a random order of
+    its own (`flat_ranks`, seeds `seed` and `seed + 1`), so two maps' ties agree as often as
+    chance has them. Raster order let both maps pick the same first zeros: two disjoint
+    36-pixel blobs in 32x32 maps, zeros elsewhere, scored 0.495 instead of about 0.09, and a
+    sparse map (ReLU'd Grad-CAM) looked less changed by randomization than it was. (A map
+    with ties at its k-th value scores below 1 against itself, as two random picks would.)
+    """
     a, b = _pair(first, second)
     k = max(1, math.ceil(fraction * a.shape[1]))
-    top_a = torch.zeros_like(a, dtype=torch.bool).scatter_(1, a.topk(k, dim=1).indices, True)
-    top_b = torch.zeros_like(b, dtype=torch.bool).scatter_(1, b.topk(k, dim=1).indices, True)
+    top_a = flat_ranks(a, seed) < k  # (N, P)
+    top_b = flat_ranks(b, seed + 1) < k
     return ((top_a & top_b).sum(dim=1).to(torch.float64) / k).numpy()
 
 
-def compare_maps(trained: torch.Tensor, randomised: torch.Tensor,
-                 topk: float = 0.1) -> dict[str, np.ndarray]:
+def compare_maps(trained: torch.Tensor, randomised: torch.Tensor, topk: float = 0.1,
+                 seed: int = 0) -> dict[str, np.ndarray]:
     """Per-image similarity of absolute maps, as the paper compares them."""
     a, b = trained.abs(), randomised.abs()
-    return {"spearman": spearman(a, b), "ssim": ssim(a, b), "topk": topk_overlap(a, b, topk)}
+    return {"spearman": spearman(a, b), "ssim": ssim(a, b),
+            "topk": topk_overlap(a, b, topk, seed)}
 
 
 # Re-initialisation -----------------------------------------------------------------------
@@ -186,20 +196,59 @@ def _spec(method: Any) -> tuple[str, MapFunction | None]:
     return str(name), function
 
 
+class _Cascade:
+    """The running state of one check: its methods' reference maps, the curves so far and
+    the progress events."""
+
+    def __init__(self, specs: list[tuple[str, MapFunction | None]], count: int, total: int,
+                 on_progress: Callable[[dict[str, Any]], None] | None) -> None:
+        self.specs, self.total, self.on_progress = specs, total, on_progress
+        self.start = time.perf_counter()
+        self.done = 0
+        self.steps = ["trained"]
+        self.reference: dict[str, torch.Tensor] = {}
+        self.curves = {name: {measure: [1.0] for measure in MEASURES} for name, _ in specs}
+        self.per_image = {name: {measure: [np.ones(count)] for measure in MEASURES}
+                          for name, _ in specs}
+
+    def report(self, step: str) -> None:
+        self.done += 1
+        if self.on_progress is not None:
+            self.on_progress({"kind": "sanity", "step": step, "done": self.done,
+                              "total": self.total, "fraction": self.done / self.total,
+                              "seconds": time.perf_counter() - self.start})
+
+    def add_step(self, step: str, values: dict[str, dict[str, np.ndarray]]) -> None:
+        """One re-initialisation's per-image similarities, method -> measure -> (N,)."""
+        self.steps.append(step)
+        for name, by_measure in values.items():
+            for measure in MEASURES:
+                self.per_image[name][measure].append(by_measure[measure])
+                finite = by_measure[measure][np.isfinite(by_measure[measure])]
+                self.curves[name][measure].append(float(finite.mean()) if finite.size else math.nan)
+
+    def result(self, count: int, complete: bool) -> SanityResult:
+        return SanityResult(
+            steps=self.steps, curves=self.curves,
+            per_image={name: {m: np.stack(v) for m, v in by.items()}
+                       for name, by in self.per_image.items()},
+            labels={name: ROW_LABELS.get(name, name) for name, _ in self.specs},
+            n_images=count, seconds=time.perf_counter() - self.start, complete=complete)
+
+
 def randomization_check(model: nn.Module, images: torch.Tensor, targets: Any,
                         methods: Sequence[Any] = DEFAULT_SANITY_ROWS, *,
                         mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                         settings: BatchSettings | None = None, topk: float = 0.1,
                         max_batch: int = 64, seed: int = 0,
                         on_progress: Callable[[dict[str, Any]], None] | None = None,
-                        should_stop: Callable[[], bool] | None = None) -> SanityResult:
+                        should_stop: StopCheck = None) -> SanityResult:
     """Cascading randomization of `model` (never modified: the check runs on a deep copy).
 
     images (N, 3, H, W) normalised, targets (N,). Each method is a row name or
-    (name, function(model, images, targets) -> (N, H, W)). Stopped early, it returns the
-    steps done so far with `complete=False`.
+    (name, function(model, images, targets) -> (N, H, W)). Stopped early (`should_stop`),
+    it returns the steps done so far with `complete=False`.
     """
-    start = time.perf_counter()
     targets = torch.as_tensor(targets, dtype=torch.long).reshape(-1)
     specs = [_spec(m) for m in methods]
 
@@ -212,46 +261,22 @@ def randomization_check(model: nn.Module, images: torch.Tensor, targets: Any,
 
     twin = private_copy(model)
     groups = cascade_groups(twin)
-    total = (len(groups) + 1) * len(specs)
-    done = 0
-
-    def report(step: str) -> None:
-        if on_progress is not None:
-            on_progress({"kind": "sanity", "step": step, "done": done, "total": total,
-                         "fraction": done / total, "seconds": time.perf_counter() - start})
-
-    steps = ["trained"]
-    reference: dict[str, torch.Tensor] = {}
-    curves = {name: {measure: [1.0] for measure in MEASURES} for name, _ in specs}
-    per_image = {name: {measure: [np.ones(images.shape[0])] for measure in MEASURES}
-                 for name, _ in specs}
-    complete = True
+    cascade = _Cascade(specs, images.shape[0], (len(groups) + 1) * len(specs), on_progress)
     generator = torch.Generator().manual_seed(seed)
     try:
         for name, function in specs:
-            reference[name] = maps_of(twin, name, function)
-            done += 1
-            report("trained")
+            cascade.reference[name] = maps_of(twin, name, function)
+            cascade.report("trained")
         for group_name, modules in groups:
-            if should_stop is not None and should_stop():
-                raise EvaluationStopped("stopped")
+            stop_if_asked(should_stop)
             with torch.no_grad():
                 reinitialise(modules, generator)
-            step_values = {}
+            values = {}
             for name, function in specs:
-                step_values[name] = compare_maps(reference[name], maps_of(twin, name, function), topk)
-                done += 1
-                report(group_name)
-            steps.append(group_name)
-            for name, values in step_values.items():
-                for measure in MEASURES:
-                    per_image[name][measure].append(values[measure])
-                    finite = values[measure][np.isfinite(values[measure])]
-                    curves[name][measure].append(float(finite.mean()) if finite.size else math.nan)
-    except EvaluationStopped:
-        complete = False
-    return SanityResult(
-        steps=steps, curves=curves,
-        per_image={name: {m: np.stack(v) for m, v in by.items()} for name, by in per_image.items()},
-        labels={name: ROW_LABELS.get(name, name) for name, _ in specs},
-        n_images=int(images.shape[0]), seconds=time.perf_counter() - start, complete=complete)
+                values[name] = compare_maps(cascade.reference[name],
+                                            maps_of(twin, name, function), topk, seed)
+                cascade.report(group_name)
+            cascade.add_step(group_name, values)
+    except Stopped:
+        return cascade.result(int(images.shape[0]), complete=False)
+    return cascade.result(int(images.shape[0]), complete=True)

@@ -15,7 +15,6 @@ would see each other's hooks. Batches of images: `resnext.explain.batch`.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -23,6 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..validation import whole_number
+from .baselines import make_baseline
+from .stopping import StopCheck, stop_if_asked
 
 # name -> what a person reads. Order is the order of the method picker.
 METHODS: dict[str, str] = {
@@ -35,6 +36,8 @@ METHODS: dict[str, str] = {
     "smoothgrad": "SmoothGrad (NoiseTunnel)",
     "occlusion": "Occlusion",
 }
+# The one-image path's reference images (`baselines.make_baseline`); evaluations offer
+# "mean" instead of "noise" (names.IG_BASELINES).
 BASELINES = ("black", "blurred", "noise")
 SMOOTHGRAD_OVER = ("saliency", "integrated_gradients")
 
@@ -61,10 +64,6 @@ LIMITS: dict[str, Limit] = {
 }
 
 
-
-
-class AttributionCancelled(Exception):
-    """The user pressed Cancel; raised from inside the model's forward to stop Captum."""
 
 
 @dataclass(frozen=True)
@@ -165,49 +164,7 @@ def resolve_layer(model: Any, name: str) -> Any:
                          + (f"; choose one of {', '.join(known[:12])}, ..." if known else "")) from None
 
 
-def gaussian_blur(x: Any, sigma: float) -> Any:
-    """Separable Gaussian blur of (N, C, H, W), reflect-padded, each channel on its own."""
-    import torch
-    import torch.nn.functional as F
-
-    radius = max(1, int(3 * sigma))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()  # (2r+1,)
-    channels = x.shape[1]
-    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)  # (C, 1, 1, 2r+1)
-    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)  # (C, 1, 2r+1, 1)
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), horizontal, groups=channels)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), vertical, groups=channels)
-
-
-def make_baseline(x: Any, kind: str, seed: int = 0, mean: Sequence[float] | None = None,
-                  std: Sequence[float] | None = None) -> Any:
-    """A reference image like x (1, 3, H, W), normalised as x is: by `mean`/`std` (ImageNet's
-    when not given; a trained run's own)."""
-    import torch
-
-    from ..imaging import IMAGENET_MEAN, IMAGENET_STD
-
-    mean = torch.tensor(IMAGENET_MEAN if mean is None else tuple(mean), dtype=x.dtype,
-                        device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD if std is None else tuple(std), dtype=x.dtype,
-                       device=x.device).view(1, 3, 1, 1)
-    if kind == "black":
-        return ((0.0 - mean) / std).expand_as(x).contiguous()
-    if kind == "blurred":
-        # Sturmfels et al. (Distill 2020, "Visualizing the impact of feature attribution
-        # baselines"): a blurred copy keeps colour but removes the detail a classifier uses.
-        return gaussian_blur(x, sigma=max(1.0, x.shape[-1] / 20))
-    if kind == "noise":
-        generator = torch.Generator().manual_seed(seed)
-        pixels = torch.rand(x.shape, generator=generator, dtype=torch.float32)
-        return ((pixels.to(x.device, x.dtype) - mean) / std)
-    raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
-
-
-# Progress and cancellation ---------------------------------------------------------------
+# Progress and stopping ---------------------------------------------------------------
 
 def expected_forwards(settings: AttributionSettings, height: int, width: int) -> int:
     """How many model forward calls a method makes (for the progress bar)."""
@@ -233,25 +190,26 @@ def expected_forwards(settings: AttributionSettings, height: int, width: int) ->
 
 
 class ForwardMonitor:
-    """Counts the model's forward calls to report progress, and stops the run on cancel.
+    """Counts the model's forward calls to report progress, and stops the run when
+    `should_stop()` says so.
 
-    A forward pre-hook on the top module sees every batch Captum evaluates; raising from it
-    unwinds Captum, whose methods remove their own hooks in `finally` blocks.
+    A forward pre-hook on the top module sees every batch Captum evaluates; raising
+    `Stopped` from it unwinds Captum, whose methods remove their own hooks in `finally`
+    blocks.
     """
 
     def __init__(self, model: Any, expected: int,
                  report: Callable[[float], None] | None = None,
-                 cancel: threading.Event | None = None) -> None:
+                 should_stop: StopCheck = None) -> None:
         self.model = model
         self.expected = max(1, expected)
         self.report = report
-        self.cancel = cancel
+        self.should_stop = should_stop
         self.calls = 0
         self._handle = None
 
     def _before_forward(self, module: Any, inputs: Any) -> None:
-        if self.cancel is not None and self.cancel.is_set():
-            raise AttributionCancelled("cancelled")
+        stop_if_asked(self.should_stop)
         self.calls += 1
         if self.report is not None:
             self.report(min(self.calls / self.expected, 1.0))
@@ -276,10 +234,12 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
     """
     import torch
 
+    from ..imaging import IMAGENET_MEAN, IMAGENET_STD
     from .captum_calls import captum_call
 
     def baseline_like(x: Any, kind: str) -> Any:
-        return make_baseline(x, kind, mean=mean, std=std)
+        return make_baseline(x, kind, IMAGENET_MEAN if mean is None else mean,
+                             IMAGENET_STD if std is None else std)
 
     s = settings
     x = x.detach().requires_grad_(True)
@@ -325,15 +285,20 @@ def captum_attribute(model: Any, x: Any, target: int, settings: AttributionSetti
 
 
 def attribute(model: Any, x: Any, target: int, settings: AttributionSettings,
-              report: Callable[[float], None] | None = None,
-              cancel: threading.Event | None = None, mean: Sequence[float] | None = None,
-              std: Sequence[float] | None = None) -> Attribution:
-    """The app's attribution path: validated settings, progress and cancel, numpy result.
-    `mean`/`std`: how x was normalised (None: ImageNet's; a trained run: its dataset's)."""
+              report: Callable[[float], None] | None = None, should_stop: StopCheck = None,
+              mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              seed: int = 0) -> Attribution:
+    """One image's map: validated settings, progress (`report(fraction)`), numpy result.
+    `should_stop()` is asked before every forward pass; yes raises `stopping.Stopped`.
+    `mean`/`std`: how x was normalised (None: ImageNet's; a trained run: its dataset's).
+    The noise of SmoothGrad and GradientShap is drawn from `seed` (the same request gives
+    the same map), leaving the global generators as they were."""
+    from .batch import seeded_randomness
+
     settings = settings.checked()
     start = time.perf_counter()
     expected = expected_forwards(settings, x.shape[-2], x.shape[-1])
-    with ForwardMonitor(model, expected, report, cancel):
+    with ForwardMonitor(model, expected, report, should_stop), seeded_randomness(seed):
         attributions, delta = captum_attribute(model, x, target, settings, mean, std)
     values = attributions.detach()[0].float().cpu().numpy()  # (C, H, W)
     return Attribution(
@@ -349,18 +314,17 @@ def deletion_curve(model: Any, x: Any, pixel_map: np.ndarray, target: int, steps
     """Remove the most attributed pixels first, `1/steps` of them at a time, and track the
     target's softmax probability (Petsiuk et al. 2018, RISE, "deletion" metric).
 
-    A removed pixel is set to 0 in normalised space (the dataset mean colour). Ties in the
-    map (e.g. all-zero regions) are broken in a fixed random order, not raster order.
+    A removed pixel is set to 0 in normalised space (the dataset mean colour). Pixels are
+    ranked as the evaluation's curves rank them (`metrics.pixel_ranks`: ties, e.g. all-zero
+    regions, in one fixed random order, not raster order).
     """
     import torch
 
+    from .metrics import pixel_ranks
+
     height, width = pixel_map.shape
     count = height * width
-    tie_break = np.random.default_rng(seed).permutation(count)
-    order = np.lexsort((tie_break, -pixel_map.reshape(-1)))  # most attributed first
-    rank = np.empty(count, dtype=np.int64)
-    rank[order] = np.arange(count)  # rank[p] = when pixel p is removed
-    rank_t = torch.from_numpy(rank.reshape(height, width)).to(x.device)
+    rank_t = pixel_ranks(torch.as_tensor(pixel_map)[None], seed)[0].to(x.device)  # (H, W)
     removed_counts = [round(count * k / steps) for k in range(steps + 1)]
     probabilities = []
     with torch.inference_mode():

@@ -8,7 +8,8 @@
                        metadata holds "epoch" (1-based) and "config" (the model's JSON)
     status.json        {"state": "running" | "finished" | "stopped" | "failed", "pid",
                        "started_at", "ended_at", "error", "epochs", "device", "resumed"
-                       (one {"at_epoch", "at"} per resume), "note" (e.g. compile fell back)}
+                       (one {"at_epoch", "at"} per resume), "note" (e.g. compile fell back)};
+                       a launcher that queues a run writes "queued" first
     progress.json      the latest progress event (written at most about twice a second)
     resume.safetensors what continuing needs that is a tensor: the weights again (so that
                        the file is whole on its own: a kill between two files cannot
@@ -18,6 +19,9 @@
                        gradient scaler, python/numpy RNG states, the finished epochs' rows
     tensorboard/       TensorBoard event files, when the run was asked for them
     train.log          what the training process printed, where a launcher keeps it (the app)
+    request.json       written by a launcher (the app) when it queues the run, before any
+                       process starts, and never by the training: {"owner", "order",
+                       "queued_at", "request"}: who asked, in which order, for what
 
 model.safetensors, the resume files, status.json, progress.json and metrics.jsonl are
 replaced atomically
@@ -28,7 +32,9 @@ runs with this module); saving and loading the model does.
 
 Everything that knows these names lives here: the files, a run id (`run_dir`), a run's
 record as a table shows it (`read_run`, with "interrupted" for a run whose process is
-gone), which runs are usable (`usable_run`), and a new run's name (`new_run_id`).
+gone), which runs are usable (`usable_run`), a new run's name (`new_run_id`), the queue
+on disk (`queue_run`, `queued_runs`, `claim`), who may stop or delete a run (`check_owner`)
+and deleting one (`delete_run`).
 """
 
 from __future__ import annotations
@@ -36,11 +42,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
 from ..config import ResNeXtConfig
 from ..data.registry import DATASETS
@@ -57,14 +64,19 @@ LOG_FILE = "train.log"
 RESUME_TENSORS_FILE = "resume.safetensors"
 RESUME_STATE_FILE = "resume.json"
 TENSORBOARD_DIR = "tensorboard"
+REQUEST_FILE = "request.json"
+# Created (O_EXCL) by the launcher that starts a queued run: two servers on one runs
+# directory never start the same queued run twice.
+CLAIM_FILE = ".claimed"
 FILES = (CONFIG_FILE, METRICS_FILE, MODEL_FILE, STATUS_FILE, PROGRESS_FILE,  # what a run writes
          RESUME_TENSORS_FILE, RESUME_STATE_FILE)
 METRIC_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
                "seconds", "images_per_second")
-STATES = ("running", "finished", "stopped", "failed")
+STATES = ("running", "finished", "stopped", "failed")  # what the training writes
+QUEUED = "queued"  # what a launcher writes when it queues a run (`queue_run`)
 # A run's state as a reader sees it: status.json's, or "interrupted" when it says running
 # but its process is gone (killed, or the machine restarted).
-RECORD_STATES = (*STATES, "interrupted")
+RECORD_STATES = (QUEUED, *STATES, "interrupted")
 USABLE_STATES = ("finished", "stopped")  # ended with the weights of its last whole epoch
 # Ended before its planned epochs: continued by `python -m resnext.train --resume RUN_DIR`
 # when it kept its resume state (it does at every finished epoch).
@@ -433,7 +445,7 @@ class RunRecord:
     """What a runs table shows of one run folder: read from its files, no torch."""
 
     run_id: str
-    state: str  # one of RECORD_STATES (an app adds its own, e.g. "queued")
+    state: str  # one of RECORD_STATES
     network: str  # the config's name, "?" when unreadable
     dataset: str
     epochs_done: int
@@ -448,6 +460,8 @@ class RunRecord:
     best_after: int = 0  # seed-recipe runs count as pytorch-cifar100 does (`best_after`)
     resumed: int = 0  # times the run was continued (`--resume`)
     resumable: bool = False  # ended early with its resume state: `--resume` can continue it
+    owner: str | None = None  # who queued it (request.json); None: started outside the app
+    size_bytes: int = 0  # its files' bytes on disk (`folder_size`)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -459,11 +473,7 @@ def read_run(run_dir: Path) -> RunRecord | None:
     config = read_config(run_dir)
     status = read_status(run_dir)
     if config is None:
-        if status.get("state") == "failed":  # failed before writing its config
-            return RunRecord(run_dir.name, "failed", "?", "?", 0, int(status.get("epochs") or 0),
-                             None, 0.0, str(status.get("device", "?")),
-                             str(status.get("started_at", "")), status.get("error"))
-        return None
+        return _unstarted_record(run_dir, status)
     history = read_metrics(run_dir)
     state = status.get("state", "running")
     if state == "running" and not pid_alive(status.get("pid")):
@@ -481,7 +491,24 @@ def read_run(run_dir: Path) -> RunRecord | None:
         started_at=str(status.get("started_at", "")), error=status.get("error"),
         best_accuracy=best.get("test_accuracy"), best_epoch=best.get("epoch"), best_after=after,
         resumed=len(resumed) if isinstance(resumed, list) else 0,
-        resumable=state in RESUMABLE_STATES and (run_dir / RESUME_STATE_FILE).is_file())
+        resumable=state in RESUMABLE_STATES and (run_dir / RESUME_STATE_FILE).is_file(),
+        owner=owner(run_dir), size_bytes=folder_size(run_dir))
+
+
+def _unstarted_record(run_dir: Path, status: Mapping[str, Any]) -> RunRecord | None:
+    """A run with no config.json yet: queued or starting (its request.json, if any, says
+    what it will be), or failed before writing its config; None without a status."""
+    state = status.get("state")
+    if state == "running" and not pid_alive(status.get("pid")):
+        state = "interrupted"
+    if state not in (QUEUED, "running", "failed", "interrupted"):
+        return None
+    asked = (read_request(run_dir) or {}).get("request") or {}
+    return RunRecord(
+        run_dir.name, state, _network_name(asked.get("config")), str(asked.get("data", "?")),
+        0, int(status.get("epochs") or 0), None, 0.0, str(status.get("device", "?")),
+        str(status.get("started_at", "")), status.get("error"), owner=owner(run_dir),
+        size_bytes=folder_size(run_dir))
 
 
 def _network_name(model: Any) -> str:
@@ -529,3 +556,123 @@ def usable_run(runs_dir: str | os.PathLike[str], run_id: Any, masks: bool = Fals
         raise RunError(f"{run_id} is {record.state}; only finished or stopped runs with saved "
                        f"weights can be used")
     return folder
+
+
+# Owners, the queue on disk, deleting ------------------------------------------------------------
+
+class RunAccessError(RunError):
+    """A user asked to stop, resume or delete a run that is neither theirs nor an admin's
+    to manage (`check_owner`); nothing was changed."""
+
+
+def folder_size(folder: str | os.PathLike[str]) -> int:
+    """Bytes of the files under `folder` (links not followed): what deleting it frees."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue  # replaced or removed while we looked: the next listing counts it
+            total += stat.st_size
+    return total
+
+
+def read_request(run_dir: Path) -> dict[str, Any] | None:
+    """request.json (`queue_run`), or None for a run started outside a launcher."""
+    record = read_json(Path(run_dir) / REQUEST_FILE)
+    return record if isinstance(record, dict) else None
+
+
+def owner(run_dir: Path) -> str | None:
+    """Who queued the run (request.json's owner), or None when no owner is recorded."""
+    name = (read_request(run_dir) or {}).get("owner")
+    return name if isinstance(name, str) and name else None
+
+
+def queue_run(runs_dir: str | os.PathLike[str], run_id: str, owner: str,
+              request: Mapping[str, Any], epochs: int, device: str) -> Path:
+    """Create the folder of a run that waits to start: request.json (who asked, when, in
+    which order, what) and status.json saying "queued". A queued run is on disk from the
+    moment it is accepted, so a restart keeps it in its place (`queued_runs`)."""
+    folder = run_dir(runs_dir, run_id)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir()  # a FileExistsError if taken: `new_run_id` picks a free name
+    # Nanoseconds of the wall clock: later requests sort later, also across restarts.
+    write_json(folder / REQUEST_FILE, {"owner": owner, "order": time.time_ns(),
+                                       "queued_at": timestamp(), "request": dict(request)})
+    write_status(folder, status_record(QUEUED, "", epochs, device, pid=None))
+    return folder
+
+
+def queued_runs(runs_dir: str | os.PathLike[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(run id, request.json) of every run waiting to start that no launcher has claimed,
+    in the order they were queued."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    waiting = []
+    for folder in runs_dir.iterdir():
+        if (folder.name.startswith(".") or not folder.is_dir() or folder.is_symlink()
+                or read_status(folder).get("state") != QUEUED or (folder / CLAIM_FILE).exists()):
+            continue
+        record = read_request(folder)
+        if record is not None and isinstance(record.get("order"), int):
+            waiting.append((folder.name, record))
+    return sorted(waiting, key=lambda item: (item[1]["order"], item[0]))
+
+
+def claim(run_dir: Path) -> bool:
+    """Take a queued run to start it: True for exactly one caller, whichever server it is;
+    False when another has it, or the run is no longer queued (stopped, deleted)."""
+    run_dir = Path(run_dir)
+    if read_status(run_dir).get("state") != QUEUED:
+        return False
+    try:
+        os.close(os.open(run_dir / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:  # FileExistsError: claimed; FileNotFoundError: the folder is gone
+        return False
+    return True
+
+
+def mark_started(run_dir: Path, pid: int, epochs: int, device: str) -> None:
+    """status.json says "running" with the launched process's pid, unless the process has
+    already written its own (it imports torch first: seconds after its launch)."""
+    if read_status(run_dir).get("state") == QUEUED:
+        write_status(run_dir, status_record("running", timestamp(), epochs, device, pid=pid))
+
+
+def check_owner(run_id: str, owner: str | None, user: str, admins: Collection[str],
+                action: str) -> None:
+    """The one rule for who may stop, resume or delete a run (anyone may see and use every
+    finished run): its owner, or an admin. A run that records no owner (started by the CLI,
+    or before runs had owners) is an admin's to manage. A RunAccessError says why not."""
+    if user in admins or (owner is not None and owner == user):
+        return
+    if owner is None:
+        raise RunAccessError(f"{run_id} records no owner (it was started outside the app or "
+                             f"before runs had owners): only an admin can {action} it")
+    raise RunAccessError(f"{run_id} belongs to {owner}: only its owner or an admin can "
+                         f"{action} it")
+
+
+def delete_run(runs_dir: str | os.PathLike[str], run_id: Any) -> int:
+    """Delete exactly the folder of run `run_id` and return the bytes it held.
+
+    Refused, with the reason, for anything but a run folder directly inside `runs_dir` (a
+    path, a link, a folder that holds no run) and for a running run (stop it first)."""
+    folder = run_dir(runs_dir, run_id)
+    if folder.is_symlink():
+        raise RunError(f"{run_id} is a link, not a run folder: nothing was deleted")
+    if not folder.is_dir():
+        raise RunError(f"no run {run_id!r} in the runs directory")
+    if folder.resolve().parent != Path(runs_dir).resolve():
+        raise RunError(f"{run_id} is not directly inside the runs directory: nothing was deleted")
+    record = read_run(folder)
+    if record is None:
+        raise RunError(f"{run_id} holds no run: nothing was deleted")
+    if record.state == "running":
+        raise RunError(f"{run_id} is running: stop it first, then delete it")
+    size = folder_size(folder)
+    shutil.rmtree(folder)
+    return size

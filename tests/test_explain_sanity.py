@@ -65,6 +65,51 @@ def test_ssim_and_topk_overlap_on_known_cases():
     assert topk_overlap(a, b, fraction=0.1)[0] == pytest.approx(0.5)
 
 
+def blob_maps():
+    """Two disjoint 36-pixel blobs (6x6) in 32x32 maps, zeros elsewhere: a sparse map (a
+    ReLU'd Grad-CAM) before and after its weights were destroyed."""
+    a = torch.zeros(1, 32, 32)
+    b = torch.zeros(1, 32, 32)
+    a[0, 2:8, 2:8] = 1.0
+    b[0, 20:26, 20:26] = 1.0
+    return a, b
+
+
+def raster_topk_overlap(a, b, fraction=0.1):
+    """Top-k sets with ties taken in raster order (a stable sort), as plain Python sets."""
+    k = math.ceil(fraction * a[0].numel())
+    top_a = set(torch.sort(-a.flatten(), stable=True).indices[:k].tolist())
+    top_b = set(torch.sort(-b.flatten(), stable=True).indices[:k].tolist())
+    return len(top_a & top_b) / k
+
+
+def test_topk_overlap_breaks_ties_at_random_not_in_raster_order():
+    a, b = blob_maps()
+    k = math.ceil(0.1 * 32 * 32)  # 103: the 36 blob pixels and 67 of the 988 zeros
+    # A fixed order of ties has both maps take the same zeros: raster order gives 67/103 =
+    # 0.65, torch.topk's order (the rule before issue 17) gave 51/103 = 0.495.
+    assert raster_topk_overlap(a, b) == pytest.approx(67 / 103)
+    # Each map's 67 zeros drawn at random: expected overlap = (a's blob in b's zeros + b's
+    # blob in a's zeros + zeros both drew) / k.
+    share = 67 / 988
+    expected = (2 * 36 * share + (32 * 32 - 72) * share ** 2) / k
+    assert expected == pytest.approx(0.09, abs=0.001)
+    values = [topk_overlap(a, b, seed=seed)[0] for seed in range(100)]
+    assert np.mean(values) == pytest.approx(expected, abs=0.01)
+    assert topk_overlap(a, b)[0] < 0.2  # the default seed, one draw
+    assert topk_overlap(a, b)[0] == topk_overlap(a, b)[0]  # seeded: the same answer again
+
+
+def test_topk_overlap_of_untied_maps_is_the_plain_set_overlap():
+    generator = torch.Generator().manual_seed(3)
+    a = torch.rand(4, 12, 12, generator=generator)
+    b = a + 0.3 * torch.rand(4, 12, 12, generator=generator)  # related, distinct values
+    got = topk_overlap(a, b, fraction=0.2)
+    for i in range(4):
+        assert got[i] == pytest.approx(raster_topk_overlap(a[i:i + 1], b[i:i + 1], 0.2))
+        assert got[i] == topk_overlap(a, b, fraction=0.2, seed=9)[i]  # no tie: no seed matters
+
+
 def small_model():
     cfg = resnext.ResNeXtConfig(cardinality=2, bottleneck_width=8, stage_blocks=(1, 1),
                                 num_classes=4, stem="cifar", base_planes=8)

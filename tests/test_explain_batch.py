@@ -12,10 +12,11 @@ from resnext.explain.batch import (
     METHOD_ROWS,
     BatchSettings,
     attribute_batch,
-    baseline_images,
     resolve_row,
 )
-from resnext.explain.metrics import EvaluationStopped, energy_in_mask
+from resnext.explain.baselines import make_baseline
+from resnext.explain.metrics import energy_in_mask
+from resnext.explain.stopping import Stopped
 from tests.conftest import randomize_batchnorm
 
 SIDE, TOP, LEFT, SIZE = 16, 4, 6, 6  # the region: rows 4..9, columns 6..11
@@ -115,7 +116,7 @@ def test_integrated_gradients_completeness_on_a_linear_network(baseline):
     images, targets = images_and_targets(4, seed=5)
     maps = attribute_batch(model, images, targets, "integrated_gradients", baseline=baseline,
                            settings=BatchSettings(n_steps=4), mean=MEAN, std=STD)
-    reference = baseline_images(images, baseline, MEAN, STD)
+    reference = make_baseline(images, baseline, MEAN, STD)
     with torch.no_grad():
         rows = torch.arange(4)
         change = model(images)[rows, targets] - model(reference)[rows, targets]
@@ -124,11 +125,11 @@ def test_integrated_gradients_completeness_on_a_linear_network(baseline):
 
 def test_black_baseline_is_black_after_normalisation():
     images = torch.zeros(1, 3, 4, 4)
-    black = baseline_images(images, "black", MEAN, STD)
+    black = make_baseline(images, "black", MEAN, STD)
     assert torch.allclose(black * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1),
                           torch.zeros(1, 3, 4, 4), atol=1e-6)
     with pytest.raises(ValueError, match="mean and std"):
-        baseline_images(images, "black", None, None)
+        make_baseline(images, "black", None, None)
 
 
 def test_rows_names_and_bad_input():
@@ -147,7 +148,7 @@ def test_rows_names_and_bad_input():
         attribute_batch(model, images, torch.tensor([0, 1, 2]), "saliency")
     with pytest.raises(ValueError, match="n_steps"):
         attribute_batch(model, images, targets, "saliency", settings=BatchSettings(n_steps=1))
-    with pytest.raises(EvaluationStopped):
+    with pytest.raises(Stopped):
         attribute_batch(model, images, targets, "saliency", should_stop=lambda: True)
 
 
@@ -165,6 +166,25 @@ def test_noise_methods_are_seeded_and_leave_the_global_rng_alone():
     model.train()
     attribute_batch(model, images, targets, "saliency")
     assert model.training is True  # eval mode only while attributing
+
+
+def test_gradient_shap_is_seeded_whatever_numpys_generator_holds():
+    """Captum's GradientShap draws its points on the path and its references from numpy's
+    global generator: seeded for the call, put back after."""
+    model = RegionNet().eval()
+    images, targets = images_and_targets(3)
+    settings = BatchSettings(n_samples=4)
+    np.random.seed(1)
+    first = attribute_batch(model, images, targets, "gradient_shap", seed=2, settings=settings,
+                            mean=MEAN, std=STD)
+    assert np.random.uniform() == np.random.RandomState(1).uniform()  # numpy's state is back
+    np.random.seed(99)
+    again = attribute_batch(model, images, targets, "gradient_shap", seed=2, settings=settings,
+                            mean=MEAN, std=STD)
+    assert torch.equal(first, again)
+    other = attribute_batch(model, images, targets, "gradient_shap", seed=3, settings=settings,
+                            mean=MEAN, std=STD)
+    assert not torch.equal(first, other)
 
 
 def test_maps_are_numpy_friendly():

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from resnext.explain.baselines import gaussian_blur
 from resnext.explain.metrics import (
-    blur_images,
     curve_ends,
     energy_in_mask,
     marker_share,
@@ -183,7 +183,7 @@ def test_deletion_and_insertion_curves_match_a_pixel_by_pixel_reference():
     maps = torch.rand(1, side, side, generator=torch.Generator().manual_seed(1))  # distinct values
     steps = 8
     curves = perturbation_curves(model, image, maps, torch.tensor([0]), steps=steps, max_batch=4)
-    blurred = blur_images(image, max(1.0, side / 8))
+    blurred = gaussian_blur(image, max(1.0, side / 8))
     order = sorted(range(side * side), key=lambda p: -float(maps.flatten()[p]))
     for k in range(steps + 1):
         first = set(order[:round(side * side * k / steps)])
