@@ -188,3 +188,87 @@ def test_a_killed_cli_run_resumes_to_the_run_left_alone(tmp_path):
     assert without_timing(killed) == without_timing(alone)
     assert same_tensors(killed / runs.MODEL_FILE, alone / runs.MODEL_FILE)
     assert runs.read_run(killed).state == "finished"
+
+
+# The app: Resume on the Train tab and /train_resume ------------------------------------------
+
+def app_request(tmp_path, **changes):
+    from explorer.selection import Selection
+    from explorer.train import requests as service
+
+    values = dict(data="shapes", image_size=16, train_size=256, test_size=32, epochs=40,
+                  batch_size=64, recipe="quick", lr=None, seed=0, device="cpu")
+    values.update(changes)
+    small = TINY.replace(cardinality=2, base_planes=8)
+    return service.make_request(Selection(small, 32), data_dir=tmp_path / "data", **values)
+
+
+def wait_state(manager, run_id, states, timeout=180.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = manager.status(run_id)
+        if status["run"]["state"] in states:
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"{run_id} did not reach {states}: {manager.status(run_id)}")
+
+
+def wait_idle(manager, timeout=60.0):
+    """Until the manager has followed its runs to their ends (their devices are free)."""
+    deadline = time.monotonic() + timeout
+    while manager.busy_devices() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not manager.busy_devices()
+
+
+def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from explorer.train import views
+    from explorer.train.jobs import QueueLimits, TrainingManager, state_cell
+    from explorer.train.tab import make_api
+
+    manager = TrainingManager(tmp_path / "runs", tmp_path / "data",
+                              QueueLimits(per_user=1), admins=("admin",))
+    run_id = manager.start(app_request(tmp_path), "alice")
+    deadline = time.monotonic() + 180
+    while not manager.status(run_id)["history"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    manager.stop(run_id, "alice")
+    wait_state(manager, run_id, ("stopped", "finished", "failed"))
+    wait_idle(manager)
+    record = manager.record(run_id)
+    assert record.state == "stopped" and record.resumable
+    done = record.epochs_done
+
+    with pytest.raises(runs.RunAccessError, match="belongs to alice"):
+        manager.resume(run_id, "bob")
+    other = manager.start(app_request(tmp_path, epochs=1, seed=1), "alice")  # alice's one slot
+    with pytest.raises(ValueError, match="--max-runs-per-user"):
+        manager.resume(run_id, "alice")  # a resume counts in the same bounds as a start
+    wait_state(manager, other, ("finished", "failed"))
+    wait_idle(manager)
+
+    # through /train_resume, as alice (the API's user)
+    api = make_api(SimpleNamespace(training=manager, user=lambda request: "alice"))
+    answer = api["train_resume"](run_id)
+    assert answer["run_id"] == run_id and f"from epoch {done}" in answer["message"]
+    assert manager.status(run_id)["run"]["state"] in ("queued", "running")
+    assert manager.active_run("alice") == run_id  # a reload re-attaches to it
+    with pytest.raises(gr.Error, match="is already queued or running|is running|is queued"):
+        api["train_resume"](run_id)
+    deadline = time.monotonic() + 180
+    while not runs.read_status(manager.run_dir(run_id)).get("resumed") \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)  # the continued training has started (its status says so)
+    assert "images/s" in views.progress_html(manager.status(run_id))
+    manager.stop(run_id, "admin")  # an admin may stop it; it keeps what it trained
+    status = wait_state(manager, run_id, ("stopped", "finished", "failed"))
+    assert status["run"]["state"] == "stopped", status["log_tail"]
+    record = manager.record(run_id)
+    assert record.resumed == 1 and record.epochs_done >= done
+    assert state_cell(record) == "stopped (resumed)"
+    assert runs.read_status(manager.run_dir(run_id))["resumed"][0]["at_epoch"] == done
+    assert "stopped" in views.progress_html(manager.status(run_id))

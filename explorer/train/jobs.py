@@ -51,10 +51,15 @@ RUN_COLUMNS = ["run", "state", "owner", "size", "network", "dataset", "epochs",
 def run_row(record: RunRecord) -> list[Any]:
     """A record as the runs table's row (RUN_COLUMNS)."""
     accuracy = "–" if record.test_accuracy is None else f"{100 * record.test_accuracy:.1f} %"
-    return [record.run_id, record.state, record.owner or "–", byte_size(record.size_bytes),
+    return [record.run_id, state_cell(record), record.owner or "–", byte_size(record.size_bytes),
             record.network, record.dataset, f"{record.epochs_done}/{record.epochs}", accuracy,
             best_cell(record), f"{record.seconds:,.0f} s", record.device,
             record.started_at.replace("T", " ").rstrip("Z")]
+
+
+def state_cell(record: RunRecord) -> str:
+    """The state, marked when the run was continued: "finished (resumed)"."""
+    return record.state + (runs.RESUMED_MARK if record.resumed else "")
 
 
 def best_cell(record: RunRecord) -> str:
@@ -91,6 +96,7 @@ class _Job:
     owner: str
     process: subprocess.Popen | None = None
     pid: int | None = None  # a run an earlier server started, adopted by this one
+    resume: bool = False  # continue the run from its last finished epoch (`--resume`)
     steps: list[dict[str, Any]] = field(default_factory=list)
 
     def alive(self) -> bool:
@@ -135,6 +141,32 @@ class TrainingManager:
             self._steps[run_id] = job.steps
         self._pump(request.device)
         return run_id
+
+    def resume(self, run_id: str, user: str = LOCAL_USER) -> str:
+        """Queue the continuation of a stopped, interrupted or failed run on its device,
+        counted in the same bounds as a start (`QueueLimits`, against the run's owner).
+        Only its owner or an admin may (`authorize`); `runs.check_resumable` says why a
+        run cannot be continued."""
+        self.authorize(run_id, user, "resume")
+        folder = self.run_dir(run_id)
+        record = runs.check_resumable(folder)
+        asked = runs.read_request(folder)
+        if asked is None:
+            raise runs.RunError(f"{run_id} was started outside the app: resume it with "
+                                f"python -m resnext.train --resume {folder}")
+        request = TrainRequest.from_dict(asked["request"])
+        owner = runs.owner(folder) or user
+        with self._lock:
+            if any(job.run_id == run_id for job in self._jobs()):
+                raise runs.RunError(f"{run_id} is already queued or running")
+            self._check_limits(request.device, owner)
+            runs.queue_resume(folder)
+            job = _Job(run_id, request, owner, resume=True)
+            self._queues.setdefault(request.device, deque()).append(job)
+            self._steps[run_id] = job.steps
+        self._pump(request.device)
+        return (f"Resuming {run_id} from epoch {record.epochs_done} of {record.epochs} "
+                f"on {request.device}.")
 
     def _jobs(self) -> list[_Job]:
         """Every queued or running job (hold `_lock`)."""
@@ -198,8 +230,7 @@ class TrainingManager:
         log = open(runs.log_file(run_dir), "ab")  # noqa: SIM115 - the child owns it from here
         try:
             job.process = subprocess.Popen(
-                [sys.executable, "-m", "resnext.train", *job.request.argv(
-                    run_dir.resolve(), self.data_dir.resolve())],
+                [sys.executable, "-m", "resnext.train", *self._argv(job, run_dir)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 # Its own session: a signal to the app (Ctrl-C) does not reach it, and a
                 # Stop signals the training and nothing else.
@@ -208,13 +239,20 @@ class TrainingManager:
             log.close()
         runs.mark_started(run_dir, job.process.pid, job.request.epochs, job.request.device)
 
+    def _argv(self, job: _Job, run_dir: Path) -> list[str]:
+        """The training's arguments: the request's, or continuing the run's own."""
+        if job.resume:
+            return ["--resume", str(run_dir.resolve()), "--device", job.request.device,
+                    "--quiet"]
+        return job.request.argv(run_dir.resolve(), self.data_dir.resolve())
+
     def _record_failure(self, job: _Job, message: str) -> None:
         run_dir = self.runs_dir / job.run_id
         if not run_dir.is_dir():
             return  # deleted meanwhile: nothing to report into
         runs.write_status(run_dir, runs.status_record(
             "failed", runs.timestamp(), job.request.epochs, job.request.device, error=message,
-            ended=True, pid=None))
+            ended=True, pid=None, resumed=runs.read_status(run_dir).get("resumed")))
 
     def _follow(self, job: _Job) -> None:
         """Collect the live step curve from progress.json until the process ends."""
@@ -276,7 +314,8 @@ class TrainingManager:
                 "failed", runs.timestamp(), 0, "?", error=f"its request could not be read "
                 f"back after a restart ({error})", ended=True, pid=None))
             return None
-        return _Job(run_id, request, runs.owner(self.run_dir(run_id)) or "")
+        return _Job(run_id, request, runs.owner(self.run_dir(run_id)) or "",
+                    resume=bool(asked.get("resume")))
 
     # Stopping and deleting -----------------------------------------------------------------
 

@@ -54,6 +54,7 @@ class TrainRequest:
     seed: int
     device: str
     download: bool = False
+    compile: bool = False  # train through torch.compile (the estimate says whether it pays)
 
     @property
     def dataset(self) -> DatasetEntry:
@@ -73,6 +74,8 @@ class TrainRequest:
             args += ["--lr", repr(self.lr)]
         if self.download:
             args.append("--download")
+        if self.compile:
+            args.append("--compile")
         return args
 
     def data_argument(self, data_dir: Path) -> str:
@@ -85,7 +88,7 @@ class TrainRequest:
                 "train_size": self.train_size, "test_size": self.test_size,
                 "epochs": self.epochs, "batch_size": self.batch_size, "recipe": self.recipe,
                 "lr": self.lr, "seed": self.seed, "device": self.device,
-                "download": self.download}
+                "download": self.download, "compile": self.compile}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainRequest":
@@ -94,7 +97,8 @@ class TrainRequest:
             "data", "image_size", "train_size", "test_size", "epochs", "batch_size", "recipe",
             "lr", "seed", "device")}
         return cls(config=ResNeXtConfig.from_dict(data["config"]),
-                   download=bool(data.get("download", False)), **values)
+                   download=bool(data.get("download", False)),
+                   compile=bool(data.get("compile", False)), **values)
 
 
 def dataset_choices(data_dir: Path) -> list[tuple[str, str]]:
@@ -129,7 +133,8 @@ def folder_path(data_dir: Path, name: str) -> Path:
 
 def make_request(selection: Selection, data: str, image_size: Any, train_size: Any,
                  test_size: Any, epochs: Any, batch_size: Any, recipe: str, lr: Any, seed: Any,
-                 device: str, data_dir: Path, download: bool = False) -> TrainRequest:
+                 device: str, data_dir: Path, download: bool = False,
+                 compile: bool = False) -> TrainRequest:
     """Check every value under its control's name and fit the network's head to the data."""
     from resnext.train import RECIPE_NAMES
 
@@ -153,7 +158,7 @@ def make_request(selection: Selection, data: str, image_size: Any, train_size: A
         epochs=whole_number("epochs", epochs, *limits.EPOCHS_RANGE),
         batch_size=whole_number("batch size", batch_size, *limits.BATCH_RANGE),
         recipe=recipe, lr=lr_value, seed=whole_number("seed", seed, *limits.SEED_RANGE),
-        device=device, download=bool(download))
+        device=device, download=bool(download), compile=bool(compile))
 
 
 def parse_learning_rate(lr: Any) -> float | None:
@@ -267,11 +272,9 @@ def forecast(request: TrainRequest, data_dir: Path) -> Forecast:
     n_train, n_test = _sizes(request, data_dir)
     device = "cpu" if request.device == "mps" else request.device
     guess = estimate(request.config, _Sized(n_train, n_test, request.image_size),
-                     request.epochs, request.batch_size, device)
-    where = "the CPU" if request.device == "cpu" else request.device
-    text = (f"**Estimate:** {guess.phrase} on {where} for {request.epochs} epoch(s) of "
-            f"{n_train:,} training and {n_test:,} test images at {request.image_size} px "
-            f"(from the exact MACs and {guess.measured_batch}-image steps measured just now).")
+                     request.epochs, request.batch_size, device, recipe=request.recipe,
+                     compile=request.compile)
+    text = estimate_text(request, guess, n_train, n_test)
     smaller = None
     if guess.seconds > LONG_RUN_SECONDS:
         smaller = smaller_variant(Selection(request.config, request.image_size))
@@ -284,6 +287,21 @@ def forecast(request: TrainRequest, data_dir: Path) -> Forecast:
         else:
             text += "\n\n**That is long.** Fewer epochs or images would shorten it."
     return Forecast(guess.seconds, guess.peak_bytes, text, smaller)
+
+
+def estimate_text(request: TrainRequest, guess: Any, n_train: int, n_test: int) -> str:
+    """The estimate's paragraph: the time and memory, how they were measured, the machine's
+    load when it is busy, and whether torch.compile pays for this run."""
+    where = "the CPU" if request.device == "cpu" else request.device
+    text = (f"**Estimate:** {guess.phrase} on {where} for {request.epochs} epoch(s) of "
+            f"{n_train:,} training and {n_test:,} test images at {request.image_size} px "
+            f"(from {guess.measured_batch}-image training steps of this run's recipe, "
+            f"augmentation included, measured just now).")
+    if guess.busy_note:
+        text += f"\n\n**Note:** {guess.busy_note}."
+    if guess.compile is not None:
+        text += f"\n\n{guess.compile.phrase[0].upper()}{guess.compile.phrase[1:]}."
+    return text
 
 
 def smaller_variant(selection: Selection) -> Selection | None:

@@ -36,9 +36,9 @@ INTRO = ("Train the network you built in the **Architecture** tab. The training 
 # Handlers ---------------------------------------------------------------------------------
 
 def _request(ctx: TabContext, selection: Selection, values: list[Any]) -> service.TrainRequest:
-    *controls, download = values
+    *controls, compile_, download = values
     return service.make_request(selection, *controls, data_dir=ctx.options.data_dir,
-                                download=download)
+                                download=download, compile=compile_)
 
 
 def _runs_table(manager: TrainingManager) -> dict[str, Any]:
@@ -152,9 +152,21 @@ class Handlers:
         record = self.manager.record(run_id) if run_id else None
         if record is None:
             return {"picked": None, "delete": gr.update(visible=False),
-                    "confirm_box": gr.update(visible=False)}
+                    "resume": gr.update(visible=False), "confirm_box": gr.update(visible=False)}
         return {"picked": run_id, "delete": gr.update(visible=True, value=f"Delete {run_id}…"),
+                "resume": gr.update(visible=record.resumable, value=f"Resume {run_id}"),
                 "confirm_box": gr.update(visible=False)}
+
+    @keep_state
+    def resume(self, run_id: str | None, request: gr.Request) -> dict[str, Any]:
+        """Queue the picked run's continuation and follow it on this page."""
+        if not run_id:
+            raise ValueError("click a stopped, interrupted or failed run in the runs table")
+        gr.Info(self.manager.resume(run_id, self.ctx.user(request)))
+        status = self.manager.status(run_id)
+        return {"followed": run_id, "progress": views.progress_html(status),
+                "curves": views.curves_figure(status), "timer": gr.Timer(active=True),
+                "resume": gr.update(visible=False), **_runs_table(self.manager)}
 
     @keep_state
     def ask_delete(self, run_id: str | None, request: gr.Request) -> dict[str, Any]:
@@ -174,7 +186,8 @@ class Handlers:
             raise ValueError("click a run in the runs table first")
         gr.Info(self.manager.delete(run_id, self.ctx.user(request)))
         return {"picked": None, "delete": gr.update(visible=False),
-                "confirm_box": gr.update(visible=False), **self._listing()}
+                "resume": gr.update(visible=False), "confirm_box": gr.update(visible=False),
+                **self._listing()}
 
     @staticmethod
     def cancel_delete() -> dict[str, Any]:
@@ -191,13 +204,13 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
     @user_errors
     def train_start(config_json: str, data: str, image_size: float, train_size: float,
                     test_size: float, epochs: float, batch_size: float, recipe: str,
-                    lr: float | None, seed: float, device: str,
+                    lr: float | None, seed: float, device: str, compile: bool = False,
                     request: gr.Request = None) -> dict:
         """/train_start: queue a training of a config (JSON) on a dataset; its run id."""
         user = ctx.user(request)
         asked = service.make_request(Selection.from_json(config_json), data, image_size,
                                      train_size, test_size, epochs, batch_size, recipe, lr,
-                                     seed, device, ctx.options.data_dir)
+                                     seed, device, ctx.options.data_dir, compile=compile)
         run_id = manager.start(asked, user)
         return {"run_id": run_id, "queue_position": manager.queue_position(run_id),
                 "request": asked.to_dict()}
@@ -212,6 +225,14 @@ def make_api(ctx: TabContext) -> dict[str, Any]:
         """/train_stop: stop a run now (it keeps its last whole epoch); its owner or an
         admin only."""
         return manager.stop(run_id, ctx.user(request))
+
+    @user_errors
+    def train_resume(run_id: str, request: gr.Request = None) -> dict:
+        """/train_resume: continue a stopped, interrupted or failed run from its last
+        finished epoch (queued like a start, on its device); its owner or an admin only."""
+        message = manager.resume(run_id, ctx.user(request))
+        return {"run_id": run_id, "queue_position": manager.queue_position(run_id),
+                "message": message}
 
     @user_errors
     def delete_run(run_id: str, request: gr.Request = None) -> str:
@@ -272,6 +293,9 @@ class Settings:
             self.seed = _number(d["seed"], limits.SEED_RANGE, label="Seed")
         self.device = ui.Dropdown(initial_choices(ctx.options.default_device),
                                   value=ctx.options.default_device, label="Device")
+        self.compile = gr.Checkbox(False, label="Compile (torch.compile)",
+                                   info="faster steps after a compile; the estimate measures "
+                                        "whether it pays")
         with gr.Row():
             self.start = gr.Button("Start training", variant="primary")
             self.stop = gr.Button("Stop", variant="stop")
@@ -280,7 +304,8 @@ class Settings:
     def values(self) -> list[Any]:
         """`service.make_request` argument order, after the Selection."""
         return [self.data, self.image_size, self.train_size, self.test_size, self.epochs,
-                self.batch_size, self.recipe, self.lr, self.seed, self.device, self.download]
+                self.batch_size, self.recipe, self.lr, self.seed, self.device, self.compile,
+                self.download]
 
 
 class Live:
@@ -308,6 +333,8 @@ class Runs:
         with gr.Row(equal_height=True):
             self.total = gr.HTML("", elem_id="runs-total")
             self.picked = gr.State(None)  # the run id of the row clicked
+            self.resume = gr.Button("Resume", size="sm", visible=False, elem_id="runs-resume",
+                                    scale=0, min_width=260)
             self.delete = gr.Button("Delete…", variant="stop", size="sm", visible=False,
                                     elem_id="runs-delete", scale=0, min_width=260)
         self._confirmation()
@@ -364,7 +391,7 @@ def _wire(ctx: TabContext, tab: Any, s: Settings, live: Live, runs: Runs) -> Non
     # setting changes here: never on every Architecture slider move.
     tab.select(**before)
     tab.select(h.recipe_note, s.recipe, s.lr, **quiet)
-    for control in (s.data, s.image_size, s.recipe, s.device):
+    for control in (s.data, s.image_size, s.recipe, s.device, s.compile):
         control.input(**before)
     for number in (s.epochs, s.train_size, s.test_size, s.batch_size, s.seed, s.lr):
         number.submit(**before)
@@ -386,6 +413,8 @@ def _wire_runs(ctx: TabContext, h: Handlers, s: Settings, live: Live, runs: Runs
     s.start.click(**ui.by_name(h.start, outputs), inputs=[ctx.selection, *s.values], **quiet)
     s.stop.click(h.stop, live.followed, None, **quiet)
     _wire_delete(h, runs, outputs, quiet)
+    runs.resume.click(**ui.by_name(h.resume, {**outputs, "resume": runs.resume}),
+                      inputs=runs.picked, **quiet)
     live.timer.tick(**ui.by_name(h.poll, outputs), inputs=live.followed, **quiet)
     ctx.demo.load(**ui.by_name(h.reattach, outputs), inputs=None, **quiet)
     runs.refresh.click(**ui.by_name(h.refresh, outputs), inputs=None, **quiet)
@@ -399,7 +428,7 @@ def _wire_runs(ctx: TabContext, h: Handlers, s: Settings, live: Live, runs: Runs
 
 def _wire_delete(h: Handlers, runs: Runs, listing: dict[str, Any],
                  quiet: dict[str, Any]) -> None:
-    confirming = {"picked": runs.picked, "delete": runs.delete,
+    confirming = {"picked": runs.picked, "delete": runs.delete, "resume": runs.resume,
                   "confirm_box": runs.confirm_box, "confirm_text": runs.confirm_text,
                   "confirm": runs.confirm}
     runs.table.select(**ui.by_name(h.pick, confirming), inputs=None, **quiet)
@@ -414,7 +443,8 @@ def _api_endpoints(ctx: TabContext) -> None:
     shared by every session: those endpoints hold no session state (`gr.api`). /use_run
     sets this session's network and weights, which only an event reaches: a hidden trigger."""
     api = make_api(ctx)
-    for name in ("train_start", "train_status", "train_stop", "delete_run", "runs"):
+    for name in ("train_start", "train_status", "train_stop", "train_resume", "delete_run",
+                 "runs"):
         ui.api(api[name], name)
     with gr.Group(visible=False):
         run_id, out, use = gr.Textbox(), gr.JSON(), gr.Button()

@@ -24,6 +24,23 @@ def _eta(seconds: float | None) -> str:
     return "–" if seconds is None else fmt.duration(seconds)
 
 
+def rate_line(event: dict[str, Any]) -> str:
+    """The engine's one recent rate and the time left derived from it (`resnext.train.clock`):
+    the two always agree."""
+    rate = event.get("images_per_second")
+    if not rate:
+        return "measuring the rate…"
+    return f"{rate:,.0f} images/s now · about {_eta(event.get('eta_seconds'))} left at that rate"
+
+
+def busy_note(device: str) -> str:
+    """On a CPU run, the note that the machine is busy (`resnext.train.clock.busy_note`);
+    on a GPU other processes barely matter."""
+    from resnext.train.clock import busy_note as note, machine_load
+
+    return (note(machine_load()) or "") if str(device).startswith("cpu") else ""
+
+
 def progress_html(status: dict[str, Any]) -> str:
     """One line and a bar: where the run is, how fast, how long is left."""
     run = status["run"]
@@ -42,9 +59,8 @@ def progress_html(status: dict[str, Any]) -> str:
         parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}",
                  f"step {done:,}/{total:,}",
                  f"loss {loss:.3f}" if loss is not None else "",
-                 f"lr {event.get('lr', 0):.3g}",
-                 f"{event.get('images_per_second') or 0:,.0f} images/s",
-                 f"about {_eta(event.get('eta_seconds'))} left"]
+                 f"lr {event.get('lr', 0):.3g}", rate_line(event),
+                 busy_note(run.get("device", ""))]
         text = " · ".join(p for p in parts if p)
     elif state == "running":
         share, text = 0.0, "starting (loading the data and the network)…"

@@ -92,3 +92,12 @@ def machine_load() -> tuple[float, int] | None:
     except AttributeError:
         cores = os.cpu_count() or 1
     return load, cores
+
+
+def busy_note(load: tuple[float, int] | None) -> str | None:
+    """What a page says when the CPU is oversubscribed (a load average above the cores):
+    the measured rate is shared, and the run will share the CPU too while that lasts
+    (issue 18: at a load of about 9 a run took 7.5 min for an estimated 2). None otherwise."""
+    if load is None or load[0] <= load[1]:
+        return None
+    return f"the machine is busy (load {load[0]:.1f} on {load[1]} cores): the time may stretch"

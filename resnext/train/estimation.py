@@ -31,7 +31,7 @@ from ..complexity import complexity
 from ..config import ResNeXtConfig
 from ..units import byte_size, duration
 from ..validation import whole_number
-from .clock import TEST_IMAGE_SHARE, machine_load
+from .clock import TEST_IMAGE_SHARE, busy_note, machine_load
 from .limits import BATCH_RANGE, EPOCHS_RANGE
 from .recipes import Recipe, recipe_for
 
@@ -103,10 +103,7 @@ class Estimate:
 
     @property
     def busy_note(self) -> str | None:
-        if not self.busy:
-            return None
-        return (f"the machine is busy (load {self.load:.1f} on {self.cores} cores): the time "
-                f"may stretch")
+        return busy_note((self.load, self.cores)) if self.busy else None
 
     @property
     def phrase(self) -> str:

@@ -81,6 +81,7 @@ USABLE_STATES = ("finished", "stopped")  # ended with the weights of its last wh
 # Ended before its planned epochs: continued by `python -m resnext.train --resume RUN_DIR`
 # when it kept its resume state (it does at every finished epoch).
 RESUMABLE_STATES = ("stopped", "interrupted", "failed")
+RESUMED_MARK = " (resumed)"  # after a resumed run's state in a runs table: "finished (resumed)"
 # What the training process's command line holds (how `pid_alive` knows it is one).
 TRAINING_MODULE = "resnext.train"
 
@@ -279,9 +280,14 @@ def check_resumable(run_dir: Path) -> RunRecord:
     record = read_run(run_dir) if run_dir.is_dir() else None
     if record is None or read_config(run_dir) is None:
         raise RunError(f"{run_dir} is not a run folder: it has no readable {CONFIG_FILE}")
-    if record.state == "running":
-        raise RunError(f"{record.run_id} is running (process {read_status(run_dir).get('pid')})"
-                       f": stop it first, or let it finish")
+    status = read_status(run_dir)
+    # A launcher that queued the resume (`queue_resume`) claims it, then marks it running
+    # with this process's pid: both mean this process is the one continuing it.
+    launched = (record.state == QUEUED and (run_dir / CLAIM_FILE).exists()) or (
+        record.state == "running" and status.get("pid") == os.getpid())
+    if record.state in ("running", QUEUED) and not launched:
+        raise RunError(f"{record.run_id} is {record.state} (process {status.get('pid')}): "
+                       f"stop it first, or let it finish")
     if record.state == "finished":
         raise RunError(f"{record.run_id} finished its {record.epochs} epochs: there is nothing "
                        f"to resume")
@@ -637,9 +643,29 @@ def claim(run_dir: Path) -> bool:
 
 def mark_started(run_dir: Path, pid: int, epochs: int, device: str) -> None:
     """status.json says "running" with the launched process's pid, unless the process has
-    already written its own (it imports torch first: seconds after its launch)."""
-    if read_status(run_dir).get("state") == QUEUED:
-        write_status(run_dir, status_record("running", timestamp(), epochs, device, pid=pid))
+    already written its own (it imports torch first: seconds after its launch). A queued
+    resume keeps its start time and its earlier resumes."""
+    old = read_status(run_dir)
+    if old.get("state") == QUEUED:
+        write_status(run_dir, status_record("running", old.get("started_at") or timestamp(),
+                                            epochs, device, pid=pid,
+                                            resumed=old.get("resumed")))
+
+
+def queue_resume(run_dir: Path) -> None:
+    """Queue a run that `check_resumable` passed to be continued by a launcher: status.json
+    says "queued" again (keeping its start time and earlier resumes), request.json takes a
+    new place in the queue and says "resume", and the old claim goes."""
+    run_dir = Path(run_dir)
+    request = read_request(run_dir)
+    if request is None:
+        raise RunError(f"{run_dir.name} was started outside the app (no {REQUEST_FILE}): "
+                       f"resume it with python -m {TRAINING_MODULE} --resume {run_dir}")
+    (run_dir / CLAIM_FILE).unlink(missing_ok=True)
+    write_json(run_dir / REQUEST_FILE, {**request, "order": time.time_ns(),
+                                        "queued_at": timestamp(), "resume": True})
+    write_status(run_dir, {**read_status(run_dir), "state": QUEUED, "pid": None,
+                           "ended_at": None, "error": None})
 
 
 def check_owner(run_id: str, owner: str | None, user: str, admins: Collection[str],
