@@ -22,6 +22,7 @@ this run's steps; without it the verdict is modelled from the benchmark's figure
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +220,9 @@ class _Timing:
         timing = cls(_seconds_per_step(step, setup.device, WARMUP_STEPS))
         if compile:
             state.eager, state.trained = state.trained, engine._compiled(state.trained)
-            first = _seconds_per_step(step, setup.device, 0, steps=1)  # compiles, then steps
+            with warnings.catch_warnings():  # a failure is the verdict's, not a warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+                first = _seconds_per_step(step, setup.device, 0, steps=1)  # compiles, steps
             if state.compile_error is not None:  # it fell back to eager
                 timing.failed = state.compile_error
                 return timing
