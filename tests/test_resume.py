@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from resnext import ResNeXtConfig, data, train
 from resnext.train import runs
 from resnext.train.__main__ import EXIT_USAGE, main
+from test_train_tab import wait_for  # the Train tab tests' wait for a run's state
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ResNeXtConfig(cardinality=4, bottleneck_width=16, base_planes=16, stage_blocks=(1, 1),
@@ -203,16 +204,6 @@ def app_request(tmp_path, **changes):
     return service.make_request(Selection(small, 32), data_dir=tmp_path / "data", **values)
 
 
-def wait_state(manager, run_id, states, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = manager.status(run_id)
-        if status["run"]["state"] in states:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{run_id} did not reach {states}: {manager.status(run_id)}")
-
-
 def wait_idle(manager, timeout=60.0):
     """Until the manager has followed its runs to their ends (their devices are free)."""
     deadline = time.monotonic() + timeout
@@ -237,7 +228,7 @@ def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
     while not manager.status(run_id)["history"] and time.monotonic() < deadline:
         time.sleep(0.2)
     manager.stop(run_id, "alice")
-    wait_state(manager, run_id, ("stopped", "finished", "failed"))
+    wait_for(manager, run_id, ("stopped", "finished", "failed"), timeout=180.0)
     wait_idle(manager)
     record = manager.record(run_id)
     assert record.state == "stopped" and record.resumable
@@ -248,7 +239,7 @@ def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
     other = manager.start(app_request(tmp_path, epochs=1, seed=1), "alice")  # alice's one slot
     with pytest.raises(ValueError, match="--max-runs-per-user"):
         manager.resume(run_id, "alice")  # a resume counts in the same bounds as a start
-    wait_state(manager, other, ("finished", "failed"))
+    wait_for(manager, other, ("finished", "failed"), timeout=180.0)
     wait_idle(manager)
 
     # through /train_resume, as alice (the API's user)
@@ -265,7 +256,7 @@ def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
         time.sleep(0.2)  # the continued training has started (its status says so)
     assert "images/s" in views.progress_html(manager.status(run_id))
     manager.stop(run_id, "admin")  # an admin may stop it; it keeps what it trained
-    status = wait_state(manager, run_id, ("stopped", "finished", "failed"))
+    status = wait_for(manager, run_id, ("stopped", "finished", "failed"), timeout=180.0)
     assert status["run"]["state"] == "stopped", status["log_tail"]
     record = manager.record(run_id)
     assert record.resumed == 1 and record.epochs_done >= done
