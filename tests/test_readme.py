@@ -31,15 +31,7 @@ def run_api_example(app_url, monkeypatch) -> dict[str, list]:
     code = re.sub(r"^cfg = .*$", TINY_CFG, code, count=1, flags=re.M)
     code = code.replace('handle_file("photo.jpg")',
                         'handle_file("assets/samples/ball_on_grass.jpg")')
-    results: dict[str, list] = {}
-    predict = Client.predict
-
-    def recording_predict(self, *args, api_name=None, **kwargs):
-        result = predict(self, *args, api_name=api_name, **kwargs)
-        results.setdefault(api_name, []).append(result)
-        return result
-
-    monkeypatch.setattr(Client, "predict", recording_predict)
+    results = record_predictions(monkeypatch)
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README.md", "exec"), {})
     return results
@@ -60,6 +52,22 @@ def tiny_model_counts() -> tuple[int, int]:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, 3, side, side))
     return sum(p.numel() for p in model.parameters()), counter.get_total_flops() // 2
+
+
+def record_predictions(monkeypatch) -> dict[str, list]:
+    """Every answer `Client.predict` gives while the README's code runs, by endpoint."""
+    from gradio_client import Client
+
+    results: dict[str, list] = {}
+    predict = Client.predict
+
+    def recording_predict(self, *args, api_name=None, **kwargs):
+        result = predict(self, *args, api_name=api_name, **kwargs)
+        results.setdefault(api_name, []).append(result)
+        return result
+
+    monkeypatch.setattr(Client, "predict", recording_predict)
+    return results
 
 
 def test_readme_api_example_gives_the_documented_answers(app_url, monkeypatch):
@@ -139,15 +147,7 @@ def test_readme_train_example_runs_as_written(app_url, app_dirs, monkeypatch):
     code = next(block for block in re.findall(r"```python\n(.*?)```",
                                                readme.split("## HTTP API", 1)[1], re.S)
                 if "/train_start" in block)
-    results: dict[str, list] = {}
-    predict = Client.predict
-
-    def recording_predict(self, *args, api_name=None, **kwargs):
-        result = predict(self, *args, api_name=api_name, **kwargs)
-        results.setdefault(api_name, []).append(result)
-        return result
-
-    monkeypatch.setattr(Client, "predict", recording_predict)
+    results = record_predictions(monkeypatch)
     before = {p.name for p in app_dirs[0].iterdir()} if app_dirs[0].is_dir() else set()
     exec(compile(code, "README.md", "exec"), {"c": Client(app_url, verbose=False)})
     run = results["/train_start"][0]["run_id"]
