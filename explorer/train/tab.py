@@ -52,6 +52,12 @@ def _run_choices(manager: TrainingManager) -> list[str]:
     return manager.usable_runs()
 
 
+def _nothing_picked() -> dict[str, Any]:
+    """No run picked in the table: its Delete, Resume and confirmation hidden."""
+    return {"picked": None, "delete": gr.update(visible=False),
+            "resume": gr.update(visible=False), "confirm_box": gr.update(visible=False)}
+
+
 class Handlers:
     """The tab's page handlers, on the app's training manager; each answers by name."""
 
@@ -151,8 +157,7 @@ class Handlers:
         run_id = (event.row_value or [None])[0]
         record = self.manager.record(run_id) if run_id else None
         if record is None:
-            return {"picked": None, "delete": gr.update(visible=False),
-                    "resume": gr.update(visible=False), "confirm_box": gr.update(visible=False)}
+            return _nothing_picked()
         return {"picked": run_id, "delete": gr.update(visible=True, value=f"Delete {run_id}…"),
                 "resume": gr.update(visible=record.resumable, value=f"Resume {run_id}"),
                 "confirm_box": gr.update(visible=False)}
@@ -185,9 +190,7 @@ class Handlers:
         if not run_id:
             raise ValueError("click a run in the runs table first")
         gr.Info(self.manager.delete(run_id, self.ctx.user(request)))
-        return {"picked": None, "delete": gr.update(visible=False),
-                "resume": gr.update(visible=False), "confirm_box": gr.update(visible=False),
-                **self._listing()}
+        return {**_nothing_picked(), **self._listing()}
 
     @staticmethod
     def cancel_delete() -> dict[str, Any]:
