@@ -6,8 +6,11 @@ shape-for-shape torchvision's `resnet50` / `resnext*` layout.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -142,3 +145,20 @@ def build_model(cfg: ResNeXtConfig, device: torch.device | str | None = None,
         return ResNeXt(cfg, generator, init)
     with torch.device(device):
         return ResNeXt(cfg, generator, init)
+
+
+# torch's global generator is one per process, shared by every thread. kornia's augmentation
+# and Captum's noise (SmoothGrad, GradientShap) can only draw from it, so work that seeds it
+# (a fit, the estimate's timed steps, a seeded attribution) holds this lock for its block.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def global_rng(devices: Iterable[int] = ()) -> Iterator[None]:
+    """torch's global generators (the CPU's and those of the CUDA `devices`) for this block
+    alone, their states put back after (`torch.random.fork_rng`). Another thread's block
+    waits: without the lock the app's Train-tab estimate, drawing in one server thread,
+    moved and then restored over the generator that a fit or a seeded attribution had just
+    seeded in another, and their results changed from one call to the next."""
+    with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=list(devices)):
+        yield

@@ -131,19 +131,20 @@ def seeded_randomness(seed: int) -> Iterator[Callable[[int], None]]:
     path, `np.random.uniform`, and its reference picks, `np.random.choice`: without a numpy
     seed GradientShap's maps changed from one process to the next). Yields `reseed(offset)`,
     which seeds both with `seed + offset` (one offset per chunk). numpy's generator is the
-    process's: callers run one attribution at a time (the app's attribution queue)."""
-    numpy_state = np.random.get_state()
+    process's: the block holds `resnext.model.global_rng`, so other seeded work waits."""
+    from ..model import global_rng
 
     def reseed(offset: int = 0) -> None:
         torch.manual_seed(seed + offset)
         np.random.seed((seed + offset) % 2 ** 32)
 
-    try:
-        with torch.random.fork_rng(devices=[]):
+    with global_rng():  # held, so numpy's generator is this block's alone as well
+        numpy_state = np.random.get_state()
+        try:
             reseed(0)
             yield reseed
-    finally:
-        np.random.set_state(numpy_state)
+        finally:
+            np.random.set_state(numpy_state)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from ..config import ResNeXtConfig
+from ..model import global_rng
 from ..validation import SEED_RANGE, whole_number
 from . import board, resume_state, runs
 from .clock import Clock
@@ -269,7 +270,7 @@ def _run(setup: _Setup, data: Any, config: dict[str, Any], writer: _RunWriter | 
     devices = [setup.device.index or 0] if setup.device.type == "cuda" else []
     reporter = _Reporter(rank, world, writer, on_progress, should_stop)
     try:
-        with torch.random.fork_rng(devices=devices):
+        with global_rng(devices):
             result = _train(setup, data, rank, world, saving, reporter, resumed)
     except BaseException as error:
         if writer is not None:

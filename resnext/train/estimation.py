@@ -127,6 +127,7 @@ def estimate(cfg: ResNeXtConfig, data: Any, epochs: int, batch_size: int = 128,
     """Seconds and peak bytes of `fit(cfg, data, epochs=..., batch_size=..., recipe=...,
     channels_last=..., compile=...)` on `device`. `data` needs only `.train` and `.test`
     (their lengths) and `.image_size`."""
+    from ..model import global_rng
     from . import engine
 
     epochs = whole_number("epochs", epochs, *EPOCHS_RANGE)
@@ -142,7 +143,7 @@ def estimate(cfg: ResNeXtConfig, data: Any, epochs: int, batch_size: int = 128,
     devices = [device.index or 0] if device.type == "cuda" else []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with torch.random.fork_rng(devices=devices):
+    with global_rng(devices):
         timing = _Timing.of(setup, side, compile)
     scale = batch_size / measured
     steps = epochs * _steps_per_epoch(len(data.train), batch_size)
