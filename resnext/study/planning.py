@@ -15,9 +15,7 @@ from ..complexity import complexity
 from . import search as searching
 from . import storage as stores
 from .knobs import KEEP_BY, config_for
-from .spec import RECOMMENDED_SEEDS, StudySpec
-
-OWNER_ATTR = "owner"  # the study's user attribute naming who created it (None: the CLI)
+from .spec import OWNER_ATTR, RECOMMENDED_SEEDS, StudySpec
 
 
 def _cost(cfg: Any, spec: StudySpec) -> dict[str, Any]:

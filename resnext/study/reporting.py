@@ -24,8 +24,7 @@ from ..train.runs import PROGRESS_FILE, read_json
 from . import search as searching
 from . import stats
 from .knobs import config_for
-from .planning import OWNER_ATTR
-from .spec import StudySpec
+from .spec import OWNER_ATTR, StudySpec
 from .worker import open_study
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
