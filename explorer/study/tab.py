@@ -251,7 +251,8 @@ class Settings:
             self.batch_size = _number(d["batch_size"], limits.BATCH_RANGE, label="Batch size")
             self.n_images = _number(d["n_images"], service.N_IMAGES, label="Images scored")
         self.methods = gr.CheckboxGroup(service.method_choices(), value=d["methods"],
-                                        label="Attribution methods scored")
+                                        label="Attribution methods scored",
+                                        elem_id="study-methods")
         self.devices = gr.CheckboxGroup(initial_choices(ctx.options.default_device),
                                         value=[ctx.options.default_device],
                                         label="Devices (one local worker each)")
