@@ -67,8 +67,8 @@ def test_every_trial_completes_and_the_table_shows_the_reports_numbers(finished)
     for row, trial in zip(rows, truth["trials"]):
         assert row[1] == "COMPLETE"
         assert row[2] == f"value={trial['params']['value']} seed={trial['params']['seed']}"
-        assert row[3] == trial["run_id"] and (runs / trial["run_id"] / "config.json").exists()
-        assert row[4] == f"{100 * trial['accuracy']:.1f} %"
+        assert row[3] == f"{100 * trial['accuracy']:.1f} %"
+        assert row[6] == trial["run_id"] and (runs / trial["run_id"] / "config.json").exists()
 
 
 def test_points_and_charts_carry_the_reports_means_and_intervals(finished):
@@ -81,7 +81,9 @@ def test_points_and_charts_carry_the_reports_means_and_intervals(finished):
         mean, (low, high) = point["accuracy"]["mean"], point["accuracy"]["ci95"]
         assert row[0] == str(point["value"]) and row[4] == 2
         assert row[5] == f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
-        assert row[7].split() == point["runs"]
+        assert row[6] == ("best" if point is max(points, key=lambda p: p["accuracy"]["mean"])
+                          else ("supported" if point["vs_best"]["accuracy"]["supported"]
+                                else "not supported"))
     trace = views.accuracy_figure(shown).data[0]
     assert list(trace.x) == ["1", "2"]
     assert list(trace.y) == pytest.approx([100 * p["accuracy"]["mean"] for p in points])

@@ -28,6 +28,8 @@ POLL_SECONDS = 2.0  # the live table: one read of the storage per tick
 # An estimate measures a few training steps: one at a time, never beside a forward timing.
 ESTIMATE_QUEUE = {"concurrency_id": "forward", "concurrency_limit": 1}
 QUIET = dict(api_visibility="private", show_progress="hidden")
+STALE = ("*The settings changed since the last estimate: press **Check and estimate** for "
+         "this study's.*")
 INTRO = (
     "Does cardinality help *this* network on *this* data, and does it change where the "
     "network looks? A study turns one knob of the network from the **Architecture** tab over "
@@ -52,7 +54,9 @@ def _status(workers: StudyWorkers, name: str) -> dict[str, Any]:
     from ..shared.downloads import write_download
 
     result = workers.report(name)
-    live = not result["done"] or any(w["alive"] for w in result["workers"])
+    # Followed while something can change it: a local worker, or a trial running anywhere
+    # (a worker elsewhere on the storage). A study nobody works on is not polled.
+    live = result["counts"]["RUNNING"] > 0 or any(w["alive"] for w in result["workers"])
     return {"summary": views.summary_html(result), "trials": views.trial_rows(result),
             "points": views.point_rows(result), "accuracy": views.accuracy_figure(result),
             "metrics": views.metrics_figure(result), "macs": views.macs_figure(result),
@@ -325,6 +329,11 @@ def _wire(ctx: TabContext, workers: StudyWorkers, s: Settings, live: Live, metri
                                            "note": s.note}),
                    inputs=[ctx.selection, s.data, s.image_size], **QUIET).then(**check)
     s.check.click(**check)
+    # An estimate is for the settings it was made with: a change says so (measuring again on
+    # every keystroke would cost seconds of training steps each time).
+    for control in [ctx.selection, *s.values_in_order[1:]]:
+        getattr(control, "change" if control is ctx.selection else "input")(
+            lambda: STALE, None, s.estimate, queue=False, **QUIET)
     status = {"summary": live.summary, "trials": live.trials, "points": live.points,
               "accuracy": live.accuracy, "metrics": metrics, "macs": live.macs,
               "csv": live.csv, "timer": live.timer, "picker": live.picker,

@@ -16,10 +16,12 @@ from resnext.units import duration
 
 from ..shared.plots import figure, subplots
 
-TRIAL_COLUMNS = ["trial", "state", "params", "run", "test accuracy", "progress", "worker",
-                 "time", "note"]
+# The state and the numbers first: a narrow page hides the last columns first.
+TRIAL_COLUMNS = ["trial", "state", "params", "test accuracy", "progress", "time", "run",
+                 "worker", "note"]
+# A point's runs: a click on its row lists them (the ids are long; the CSV has them too).
 POINT_COLUMNS = ["value", "network", "MACs", "params", "seeds done",
-                 "test accuracy % [95 % CI]", "vs best", "runs"]
+                 "test accuracy % [95 % CI]", "vs best"]
 ACCURACY_SCALE = 100.0  # accuracy is shown in %
 
 
@@ -51,10 +53,10 @@ def trial_rows(result: dict[str, Any]) -> list[list[Any]]:
         if row.get("same_as") is not None:
             note = f"same network as trial {row['same_as']}"
         rows.append([row["number"], row["state"], params_text(row["params"]),
-                     row.get("run_id") or "–",
                      "–" if accuracy is None else f"{ACCURACY_SCALE * accuracy:.1f} %",
-                     _progress(row), _worker(row),
-                     "–" if row.get("seconds") is None else duration(row["seconds"]), note])
+                     _progress(row),
+                     "–" if row.get("seconds") is None else duration(row["seconds"]),
+                     row.get("run_id") or "–", _worker(row), note])
     return rows
 
 
@@ -83,8 +85,8 @@ def verdict(point: dict[str, Any], measure: str = "accuracy") -> str:
 def point_rows(result: dict[str, Any]) -> list[list[Any]]:
     """One row per point (POINT_COLUMNS)."""
     return [[str(p["value"]), p["name"], f"{p['macs']:,}", f"{p['params']:,}", p["n"],
-             interval_text(p["accuracy"], ACCURACY_SCALE), verdict(p),
-             " ".join(r for r in p["runs"] if r) or "–"] for p in result["points"]]
+             interval_text(p["accuracy"], ACCURACY_SCALE), verdict(p)]
+            for p in result["points"]]
 
 
 def point_runs(result: dict[str, Any], index: int) -> list[str]:
@@ -208,11 +210,12 @@ def summary_html(result: dict[str, Any]) -> str:
 
 
 def study_choices(listed: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The picker's (label, name): every study of the storage, with its progress."""
+    """The picker's (label, name): every study of the storage (its progress is in the
+    summary line, which is live; a label is not)."""
     choices = []
     for item in listed:
-        done = item["counts"].get("COMPLETE", 0)
         kind = item["mode"] or "not a resnext study"
-        choices.append((f"{item['name']} ({kind}, {done}/{item['trials']} complete)",
+        owner = f", by {item['owner']}" if item.get("owner") else ""
+        choices.append((f"{item['name']} ({kind}, {item['trials']} trials{owner})",
                         item["name"]))
     return choices
