@@ -186,8 +186,9 @@ def test_readme_study_example_runs_as_written(app_url, monkeypatch):
     assert results["/study_estimate"][0]["estimate"]["trials"] == 4
     made = results["/study_create"][0]
     assert made["name"] == "c124" and made["trials"] == 4 and len(made["workers"]) == 1
-    assert results["/study_status"][0]["total"] == 4 and results["/study_status"][0]["owner"] == "local"
-    assert results["/study_status"][0]["csv"].startswith("value,network,macs")
+    status = results["/study_status"][0]
+    assert status["total"] == 4 and status["owner"] == "local"
+    assert status["csv"].startswith("value,network,macs")
     assert [s["owner"] for s in results["/studies"][0] if s["name"] == "c124"] == ["local"]
     assert results["/study_stop"][0].startswith("Stopping 1 worker(s) of study c124 (cpu)")
     end = time.monotonic() + 60

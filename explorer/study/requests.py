@@ -69,8 +69,10 @@ def data_for(data: Any, image_size: Any, train_size: Any, test_size: Any,
                          f"{', '.join(name for _, name in dataset_choices())}")
     side = None if chosen.fixed_image_size else whole_number(
         "image size", image_size, *limits.IMAGE_SIZE_RANGE)
+    # A fixed set is read from the data directory, absolute: workers may start elsewhere.
+    root = None if chosen.generated else Path(data_dir).resolve()
     return request_spec(
-        chosen.name, root=None if chosen.generated else data_dir, image_size=side,
+        chosen.name, root=root, image_size=side,
         n_train=whole_number("training images", train_size, *limits.TRAIN_IMAGES_RANGE),
         n_test=whole_number("test images", test_size, *limits.TEST_IMAGES_RANGE))
 
@@ -130,8 +132,8 @@ def plan_markdown(spec: study.StudySpec) -> str:
     """Every point's network and cost against the base network, and the library's notes."""
     planned = study.plan(spec)
     lines = [f"**{planned['trials']} trials**: {len(spec.values)} values × "
-             f"{len(spec.seeds)} seeds.", "", "| value | network | MACs (× base) | params (× base) |",
-             "|---|---|---|---|"]
+             f"{len(spec.seeds)} seeds.", "",
+             "| value | network | MACs (× base) | params (× base) |", "|---|---|---|---|"]
     for point in planned["points"]:
         lines.append(f"| {point['value']} | {point['name']} | {point['macs']:,} "
                      f"({point['macs_ratio']:.2f}) | {point['params']:,} "
