@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=Path("data"),
                         help="where CIFAR archives and image folders are looked for; the Train "
                              "tab offers folders from inside it only (default ./data)")
+    parser.add_argument("--study-storage", default=None, metavar="URL",
+                        help="where the Study tab's studies live: an SQLAlchemy URL, e.g. "
+                             "postgresql://user@host/db shared by workers on other machines "
+                             "(default: resnext.study's, a file in the runs directory)")
     _add_sharing_flags(parser)
     return parser.parse_args(argv)
 
@@ -187,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         from .context import AppOptions
 
         options = AppOptions(default_device=args.device, runs_dir=args.runs_dir,
-                             data_dir=args.data_dir, **sharing)
+                             data_dir=args.data_dir, study_storage=args.study_storage,
+                             **sharing)
         demo = create_app(options)
         one_event_at_a_time(demo)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share,

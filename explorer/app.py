@@ -14,6 +14,7 @@ from .attributions import tab as attributions
 from .complexity import tab as complexity
 from .evaluate import tab as evaluate
 from .run import tab as run
+from .study import tab as study
 from .train import tab as train
 
 PAPER_URL = "https://arxiv.org/abs/1611.05431"
@@ -60,6 +61,8 @@ def create_app(options: AppOptions | None = None) -> gr.Blocks:
                 attributions.build(ctx)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate.build(ctx)
+            with gr.Tab("Study", id="study"):
+                study.build(ctx)
         # Queued like every real endpoint, so it measures the same path minus the work.
         ui.api(ping, "ping")
     return demo

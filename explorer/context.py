@@ -24,6 +24,9 @@ class AppOptions:
     # explorer.train.jobs.QueueLimits (--max-runs-per-user, --max-queue-per-device); None:
     # its defaults.
     queue_limits: Any = None
+    # --study-storage: the studies' Optuna storage URL (a lab's PostgreSQL); None:
+    # resnext.study's default, the SQLite file in `runs_dir`.
+    study_storage: str | None = None
 
     @property
     def admin_names(self) -> frozenset[str]:

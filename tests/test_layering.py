@@ -31,7 +31,7 @@ def files(folder: str) -> list[Path]:
     return found
 
 
-FEATURES = ("architecture", "complexity", "run", "train", "attributions", "evaluate")
+FEATURES = ("architecture", "complexity", "run", "train", "attributions", "evaluate", "study")
 TABS = sorted((ROOT / "explorer").glob("*/tab.py"))
 
 

@@ -157,3 +157,44 @@ def test_readme_train_example_runs_as_written(app_url, app_dirs, monkeypatch):
     assert results["/train_stop"][0] == f"{run} is not running (it is finished)."
     assert results["/delete_run"][0].startswith(f"Deleted {run} (")
     assert {p.name for p in app_dirs[0].iterdir()} == before
+
+
+def test_readme_study_example_runs_as_written(app_url, monkeypatch):
+    """The README's Study API block, as written (the Train block's `tiny` config): estimate,
+    create with a worker, status, the listing, then Stop (the worker ends, its trial is
+    queued again)."""
+    import time
+
+    from gradio_client import Client
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", readme.split("## HTTP API", 1)[1], re.S)
+    train = next(block for block in blocks if "/train_start" in block)
+    code = next(block for block in blocks if "/study_create" in block)
+    results: dict[str, list] = {}
+    predict = Client.predict
+
+    def recording_predict(self, *args, api_name=None, **kwargs):
+        result = predict(self, *args, api_name=api_name, **kwargs)
+        results.setdefault(api_name, []).append(result)
+        return result
+
+    monkeypatch.setattr(Client, "predict", recording_predict)
+    client = Client(app_url, verbose=False)
+    tiny = re.search(r"^tiny = (.*)$", train, re.M).group(1)
+    exec(compile(code, "README.md", "exec"), {"c": client, "tiny": eval(tiny)})
+    assert results["/study_estimate"][0]["estimate"]["trials"] == 4
+    made = results["/study_create"][0]
+    assert made["name"] == "c124" and made["trials"] == 4 and len(made["workers"]) == 1
+    status = results["/study_status"][0]
+    assert status["total"] == 4 and status["owner"] == "local"
+    assert status["csv"].startswith("value,network,macs")
+    assert [s["owner"] for s in results["/studies"][0] if s["name"] == "c124"] == ["local"]
+    assert results["/study_stop"][0].startswith("Stopping 1 worker(s) of study c124 (cpu)")
+    end = time.monotonic() + 60
+    while time.monotonic() < end and any(
+            w["alive"] for w in client.predict("c124", api_name="/study_status")["workers"]):
+        time.sleep(0.5)
+    status = client.predict("c124", api_name="/study_status")
+    assert not any(w["alive"] for w in status["workers"])
+    assert status["counts"]["RUNNING"] == 0

@@ -15,7 +15,7 @@ from ..complexity import complexity
 from . import search as searching
 from . import storage as stores
 from .knobs import KEEP_BY, config_for
-from .spec import RECOMMENDED_SEEDS, StudySpec
+from .spec import OWNER_ATTR, RECOMMENDED_SEEDS, StudySpec
 
 
 def _cost(cfg: Any, spec: StudySpec) -> dict[str, Any]:
@@ -73,15 +73,17 @@ def check_data(spec: StudySpec) -> Any:
     return data
 
 
-def create(spec: StudySpec, storage: str | None = None, runs_dir: str | Path = "runs"
-           ) -> dict[str, Any]:
+def create(spec: StudySpec, storage: str | None = None, runs_dir: str | Path = "runs",
+           owner: str | None = None) -> dict[str, Any]:
     """Write the study and queue its trials; returns {"name", "storage", "trials", "plan"}.
-    A name already taken in the storage is refused."""
+    A name already taken in the storage is refused. `owner`: who created it (the app's
+    user; None from the CLI), the study's user attribute "owner": who may stop its workers."""
     planned = plan(spec)
     check_data(spec)
     store = stores.open_storage(storage, runs_dir)
     study = stores.create(store, spec.name, searching.directions(spec))
     study.set_user_attr("spec", spec.to_dict())
+    study.set_user_attr(OWNER_ATTR, owner)
     if spec.search is None:
         for params in spec.grid():
             study.enqueue_trial(params)

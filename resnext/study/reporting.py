@@ -24,7 +24,7 @@ from ..train.runs import PROGRESS_FILE, read_json
 from . import search as searching
 from . import stats
 from .knobs import config_for
-from .spec import StudySpec
+from .spec import OWNER_ATTR, StudySpec
 from .worker import open_study
 
 STATES = ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")
@@ -176,7 +176,7 @@ def report(name: str, storage: str | None = None, runs_dir: str | Path = "runs"
     counts = {state: sum(t.state.name == state for t in trials) for state in STATES}
     result = {
         "name": name, "mode": spec.mode, "knob": spec.knob,
-        "storage": opened.url,
+        "storage": opened.url, "owner": study.user_attrs.get(OWNER_ATTR),
         "spec": spec.to_dict(), "counts": counts, "total": len(trials),
         "done": counts["WAITING"] == 0 and counts["RUNNING"] == 0,
         "points": points, "steps": steps,
@@ -307,8 +307,8 @@ def to_text(result: dict[str, Any]) -> str:
 
 
 def studies(storage: str | None = None, runs_dir: str | Path = "runs") -> list[dict[str, Any]]:
-    """Every study in the storage: {"name", "mode", "trials", "counts", "created"} (what a
-    study picker lists; a study not made by resnext.study has mode None)."""
+    """Every study in the storage: {"name", "mode", "trials", "counts", "created", "owner"}
+    (what a study picker lists; a study not made by resnext.study has mode None)."""
     import optuna
 
     from . import storage as stores
@@ -322,7 +322,7 @@ def studies(storage: str | None = None, runs_dir: str | Path = "runs") -> list[d
         listed.append({
             "name": summary.study_name,
             "mode": ("search" if spec.get("search") else "grid") if spec else None,
-            "trials": len(trials),
+            "trials": len(trials), "owner": summary.user_attrs.get(OWNER_ATTR),
             "counts": {state: sum(t.state.name == state for t in trials) for state in STATES},
             "created": None if summary.datetime_start is None
             else summary.datetime_start.isoformat(timespec="seconds")})

@@ -33,6 +33,7 @@ N_IMAGES_RANGE = (1, 100_000)  # resnext.explain.evaluate's number of test image
 DEFAULT_HEARTBEAT, DEFAULT_GRACE = 20, 90
 HEARTBEAT_RANGE = (1, 3600)
 DEFAULT_METHODS = ("saliency", "gradcam")
+OWNER_ATTR = "owner"  # the study's user attribute: who created it (the app's user; None: CLI)
 DEFAULT_N_IMAGES = 64
 # The shapes dataset as a study trains on it by default: big enough for differences of a
 # few points to show, small enough for a 15-trial study to finish on a CPU in minutes.
