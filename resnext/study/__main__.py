@@ -33,6 +33,7 @@ def _storage_options(p: argparse.ArgumentParser) -> None:
 
 
 def _spec_options(p: argparse.ArgumentParser) -> None:
+    from ..data.registry import argument_forms
     from ..presets import PRESETS
     from .spec import DEFAULT_GRACE, DEFAULT_HEARTBEAT, DEFAULT_METHODS, DEFAULT_N_IMAGES
 
@@ -42,7 +43,7 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
     model.add_argument("--config", help="the base network as JSON (or @file.json); "
                                         "num_classes is set from the data when omitted")
     p.add_argument("--data", default="shapes",
-                   help="shapes | shapes-shortcut | cifar10 | cifar100 | folder:PATH")
+                   help=" | ".join(argument_forms()) + " (resnext.data's registry)")
     p.add_argument("--data-root", help="cifar10/cifar100: the folder holding the archive")
     p.add_argument("--data-seed", type=int, default=0,
                    help="the seed of the generated data, the same for every trial")

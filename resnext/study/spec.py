@@ -34,37 +34,40 @@ DEFAULT_HEARTBEAT, DEFAULT_GRACE = 20, 90
 HEARTBEAT_RANGE = (1, 3600)
 DEFAULT_METHODS = ("saliency", "gradcam")
 DEFAULT_N_IMAGES = 64
-# The shapes dataset as a study trains on it by default: big enough for differences of a
-# few points to show, small enough for a 15-trial study to finish on a CPU in minutes.
+# A generated dataset (shapes and its variants) as a study trains on it by default: big
+# enough for differences of a few points to show, small enough for a 15-trial study to
+# finish on a CPU in minutes.
 SHAPES_DEFAULTS = {"train": 2000, "test": 500, "image_size": 32}
-DATA_NAMES = ("shapes", "shapes-shortcut", "cifar10", "cifar100", "folder")
 
 
 def data_spec(name: str, *, train_size: int | None = None, test_size: int | None = None,
               image_size: int | None = None, seed: int = 0, root: str | None = None,
               shortcut: float | None = None) -> dict[str, Any]:
-    """The `resnext.data.from_spec` mapping of a dataset: "shapes", "shapes-shortcut",
-    "cifar10", "cifar100" (root: the folder of the archive) or "folder:PATH"."""
-    if name.startswith("folder:"):
-        name, root = "folder", name[len("folder:"):]
-    if name not in DATA_NAMES:
-        raise ValueError(f"--data must be one of shapes, shapes-shortcut, cifar10, cifar100 or "
-                         f"folder:PATH, got {name!r}")
-    if name.startswith("shapes"):
+    """The `resnext.data.from_spec` mapping of a dataset as --data names it: any name of the
+    data registry (resnext.data.DATASETS: "shapes", "shapes-shortcut", "shapes-distractors",
+    "cifar10", "cifar100" with root the folder of the archive) or "folder:PATH"."""
+    from ..data.registry import DATASETS, PATH_SEPARATOR, argument_forms
+
+    base, separator, path = str(name).partition(PATH_SEPARATOR)
+    entry = DATASETS.get(base) if isinstance(name, str) else None
+    if entry is None or (separator and not (entry.takes_path and path)):
+        raise ValueError(f"--data must be one of {', '.join(argument_forms())}, got {name!r}")
+    root = path or root
+    if entry.generated:
         spec: dict[str, Any] = {
-            "name": name, "seed": seed,
+            "name": entry.name, "seed": seed,
             "image_size": SHAPES_DEFAULTS["image_size"] if image_size is None else image_size,
             "sizes": {"train": SHAPES_DEFAULTS["train"] if train_size is None else train_size,
-                      "test": SHAPES_DEFAULTS["test"] if test_size is None else test_size},
-            "shortcut": None}
-        if name == "shapes-shortcut":
-            spec["shortcut"] = 0.9 if shortcut is None else shortcut  # resnext.data's default
+                      "test": SHAPES_DEFAULTS["test"] if test_size is None else test_size}}
+        if entry.marker:  # the registry's default marker probability unless one is given
+            spec["shortcut"] = entry.options["shortcut"] if shortcut is None else shortcut
         return spec
     if not root:
-        raise ValueError(f"--data {name} needs --data-root, the folder that holds it")
-    spec = {"name": name, "root": str(root)}
-    if name == "folder":
-        spec.update(image_size=64 if image_size is None else image_size, seed=seed)
+        raise ValueError(f"--data {entry.name} needs --data-root, the folder that holds it")
+    spec = {"name": entry.name, "root": str(root)}
+    if entry.takes_path:
+        spec.update(image_size=entry.image_size if image_size is None else image_size,
+                    seed=seed)
     limits = {k: v for k, v in (("train", train_size), ("test", test_size)) if v is not None}
     if limits:
         spec["limit"] = limits
@@ -91,11 +94,12 @@ class SearchSpec:
         if self.blocks:
             object.__setattr__(self, "blocks", parse_values("blocks", list(self.blocks)))
         method, _, metric = self.objective.partition(":")
-        from ..explain.names import METHOD_ROWS, METRICS
+        from ..explain.names import ALL_METRICS, METHOD_ROWS
 
-        if method not in METHOD_ROWS or metric not in METRICS:
+        if method not in METHOD_ROWS or metric not in ALL_METRICS:
             raise ValueError(f"--objective must be method:metric with a method of "
-                             f"{', '.join(METHOD_ROWS)} and a metric of {', '.join(METRICS)}, "
+                             f"{', '.join(METHOD_ROWS)} and a metric of "
+                             f"{', '.join(ALL_METRICS)}, "
                              f"got {self.objective!r}")
         population = self.population or max(2, round(self.trials ** 0.5))
         object.__setattr__(self, "population",
