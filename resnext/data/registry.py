@@ -117,7 +117,7 @@ DATASETS: dict[str, DatasetEntry] = {entry.name: entry for entry in (
                  generated=True, masks=True, marker=True,
                  options={"shortcut": DEFAULT_SHORTCUT}),
     DatasetEntry("shapes-distractors",
-                 "shapes among 1-3 smaller shapes of other classes (the largest is the label)",
+                 "shapes among 1 to 3 smaller shapes of other classes (the largest is the label)",
                  _shapes_distractors, num_classes=len(SHAPE_CLASSES), sizes=(10_000, 1_000),
                  generated=True, masks=True, distractors=True),
     DatasetEntry("cifar10", "CIFAR-10 (from the data directory)", _cifar10, num_classes=10,
