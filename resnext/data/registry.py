@@ -1,6 +1,6 @@
 """Every dataset by name, written once: what builds it, what its test split knows (object
-masks, a shortcut marker, distractor shapes), its default and fixed sizes, its classes and the line the app
-shows. `from_spec`, the training CLI (`--data`) and the app (the Train tab's datasets, the
+masks, a shortcut marker, distractor shapes), its default and fixed sizes, its classes and
+the line the app shows. `from_spec`, the training CLI (`--data`) and the app (the Train tab's datasets, the
 Evaluate tab's runs with masks) all read `DATASETS`; adding a dataset is one entry here plus
 the function that makes it.
 
