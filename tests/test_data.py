@@ -379,6 +379,7 @@ def test_each_registry_entry_says_what_its_dataset_is(name, tmp_path):
     assert pair.name == name and pair.describe()["name"] == name
     assert (pair.test.masks is not None) == entry.masks
     assert (pair.test.marker_masks is not None) == entry.marker
+    assert (getattr(pair.test, "distractor_masks", None) is not None) == entry.distractors
     assert entry.num_classes in (None, pair.num_classes)
     assert pair.image_size == (entry.image_size if entry.fixed_image_size else 16)
     rebuilt = data.from_spec(pair.describe()) if not entry.takes_path else pair
@@ -398,12 +399,13 @@ def test_registry_defaults_are_what_the_makers_make():
 
 
 def test_unknown_names_are_refused_with_the_registrys_list():
-    with pytest.raises(ValueError, match="known: shapes, shapes-shortcut, cifar10, cifar100, "
-                                         "folder"):
+    with pytest.raises(ValueError, match="known: shapes, shapes-shortcut, shapes-distractors, "
+                                         "cifar10, cifar100, folder"):
         data.from_spec({"name": "mnist"})
     for bad in ("mnist", "folder", "folder:", "shapes:x", None):
         with pytest.raises(ValueError, match=re.escape(
-                "--data must be shapes, shapes-shortcut, cifar10, cifar100 or folder:PATH")):
+                "--data must be shapes, shapes-shortcut, shapes-distractors, cifar10, cifar100 "
+                "or folder:PATH")):
             data.request_spec(bad)
     with pytest.raises(ValueError, match="'cifar10' needs a root"):
         data.from_spec({"name": "cifar10"})

@@ -143,7 +143,8 @@ def test_usable_runs_ended_with_weights_and_masks_when_asked(tmp_path):
     for run_id, message in [("c-failed", "c-failed is failed; only finished or stopped"),
                             ("d-no-weights", "only finished or stopped runs with saved"),
                             ("e-cifar", "cifar10, whose test images have no object masks; "
-                                        "evaluation needs a run on shapes or shapes-shortcut"),
+                                        "evaluation needs a run on shapes or shapes-shortcut or "
+                                        "shapes-distractors"),
                             ("zz", "no run 'zz'"), ("../a-finished", "not a run id")]:
         with pytest.raises(ValueError, match=message):
             runs.usable_run(tmp_path, run_id, masks=True)
@@ -159,7 +160,8 @@ def test_the_apps_lists_are_the_usable_runs(tmp_path):
     manager = TrainingManager(tmp_path, tmp_path / "data")
     assert manager.usable_runs() == ["e-cifar", "a-finished"]  # the Train tab's Run list
     assert evaluate.evaluable_runs(manager) == ["a-finished"]
-    assert evaluate.RUN_INFO == "finished or stopped runs on shapes / shapes-shortcut"
+    assert evaluate.RUN_INFO == ("finished or stopped runs on shapes / shapes-shortcut / "
+                                 "shapes-distractors")
 
 
 def test_new_run_ids_are_fresh_folder_names(tmp_path, monkeypatch):

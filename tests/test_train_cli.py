@@ -52,7 +52,8 @@ def test_sigterm_stops_after_a_whole_epoch_and_exits_0(tmp_path):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--data", "mnist"], "--data must be shapes, shapes-shortcut, cifar10, cifar100 or folder"),
+    (["--data", "mnist"], "--data must be shapes, shapes-shortcut, shapes-distractors, cifar10, "
+                          "cifar100 or folder"),
     (["--config", "{\"cardinality\": 0}"], "cardinality must be an integer in [1, 1024], got 0"),
     (["--data", "cifar10", "--data-root", "nowhere"], "put cifar-10-binary.tar.gz"),
     (["--epochs", "0", "--train-size", "8"], "epochs must be an integer in [1, 10000], got 0"),
@@ -95,8 +96,8 @@ def test_data_help_and_refusal_list_the_data_registry():
     text = " ".join(parser().format_help().split())
     for entry in registry.DATASETS.values():
         assert f"{entry.argument}: {entry.description}" in text
-    assert registry.argument_forms() == ["shapes", "shapes-shortcut", "cifar10", "cifar100",
-                                         "folder:PATH"]
+    assert registry.argument_forms() == ["shapes", "shapes-shortcut", "shapes-distractors",
+                                         "cifar10", "cifar100", "folder:PATH"]
 
 
 def test_exit_status_2_from_the_command_line(tmp_path):

@@ -67,7 +67,8 @@ def test_request_fits_the_head_to_the_data_and_builds_the_cli_arguments(tmp_path
                  "got 0"),
     (dict(lr=-1.0), "learning rate must be a number in"),
     (dict(lr="fast"), "learning rate must be a number in"),
-    (dict(data="imagenet"), "dataset must be one of shapes, shapes-shortcut, cifar10"),
+    (dict(data="imagenet"), "dataset must be one of shapes, shapes-shortcut, shapes-distractors, "
+                            "cifar10"),
     (dict(data="folder:../etc"), "dataset must be one of"),
     (dict(recipe="adam"), "recipe must be one of"),
     (dict(device="cuda; rm -rf /"), "device must be cpu, cuda, cuda:N or mps"),
@@ -131,7 +132,8 @@ def test_only_folders_inside_the_data_directory_are_offered(tmp_path):
     (tmp_path / "lonely" / "only").mkdir(parents=True)  # one class: not a dataset
     (tmp_path / "cifar-10-batches-bin").mkdir()  # CIFAR's own folder: offered as cifar10
     values = [value for _, value in service.dataset_choices(tmp_path)]
-    assert values == ["shapes", "shapes-shortcut", "cifar10", "cifar100", "folder:pets"]
+    assert values == ["shapes", "shapes-shortcut", "shapes-distractors", "cifar10", "cifar100",
+                      "folder:pets"]
     assert request(tmp_path, data="folder:pets").config.num_classes == 2
     with pytest.raises(ValueError, match="no image folder"):
         service.folder_path(tmp_path, "../pets")

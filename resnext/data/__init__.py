@@ -1,5 +1,6 @@
 """Datasets for training and for checking attributions: `shapes` (generated, with ground-truth
-masks), CIFAR-10/100 (official binary archives) and any folder of images.
+masks; `shapes_distractors`: among smaller shapes of other classes, whose pixels are known
+too), CIFAR-10/100 (official binary archives) and any folder of images.
 
 Each function returns a `DatasetPair`: `.train` and `.test` (torch Datasets of
 `(image float32 (3, H, W) in [0, 1], label)`), `.classes`, `.mean` / `.std` of the training
@@ -20,7 +21,7 @@ from .registry import load as from_spec
 _SOURCES = {
     "DatasetFileError": ".cifar", "DatasetUnavailableError": ".cifar", "cifar10": ".cifar",
     "cifar100": ".cifar", "SkippedImageWarning": ".folder", "image_folder": ".folder",
-    "MARKER_COLOURS": ".synthetic", "shapes": ".synthetic",
+    "MARKER_COLOURS": ".synthetic", "shapes": ".synthetic", "shapes_distractors": ".synthetic",
     "DatasetPair": ".tensors", "ImageTensors": ".tensors", "subset": ".tensors",
 }
 
@@ -31,5 +32,5 @@ __all__ = [
     "DATASETS", "DEFAULT_SHORTCUT", "IMAGES_RANGE", "IMAGE_SIZE_RANGE", "MARKER_COLOURS",
     "NAMES", "SHAPE_CLASSES", "DatasetEntry", "DatasetFileError", "DatasetPair",
     "DatasetUnavailableError", "ImageTensors", "SkippedImageWarning", "cifar10", "cifar100",
-    "from_spec", "image_folder", "request_spec", "shapes", "subset",
+    "from_spec", "image_folder", "request_spec", "shapes", "shapes_distractors", "subset",
 ]

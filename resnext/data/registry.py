@@ -1,6 +1,6 @@
 """Every dataset by name, written once: what builds it, what its test split knows (object
-masks, a shortcut marker), its default and fixed sizes, its classes and the line the app
-shows. `from_spec`, the training CLI (`--data`) and the app (the Train tab's datasets, the
+masks, a shortcut marker, distractor shapes), its default and fixed sizes, its classes and
+the line the app shows. `from_spec`, the training CLI (`--data`) and the app (the Train tab's datasets, the
 Evaluate tab's runs with masks) all read `DATASETS`; adding a dataset is one entry here plus
 the function that makes it.
 
@@ -46,6 +46,7 @@ class DatasetEntry:
     generated: bool = False  # sizes say how many to generate; else the first N are kept
     masks: bool = False  # the test split marks every object pixel: attributions can be scored
     marker: bool = False  # a shortcut marker whose colour can tell the class
+    distractors: bool = False  # shapes that are not the label, their pixels marked too
     downloadable: bool = False  # download=True fetches it from its official site
     takes_path: bool = False  # named "NAME:PATH", e.g. folder:/data/pets
     options: Mapping[str, Any] = field(default_factory=dict)  # its own spec keys, defaults
@@ -71,6 +72,13 @@ def _shapes(spec: Mapping[str, Any], download: bool) -> DatasetPair:
     return shapes(n_train=spec["sizes"]["train"], n_test=spec["sizes"]["test"],
                   image_size=spec["image_size"], seed=spec["seed"],
                   shortcut=spec.get("shortcut"))
+
+
+def _shapes_distractors(spec: Mapping[str, Any], download: bool) -> DatasetPair:
+    from .synthetic import shapes_distractors
+
+    return shapes_distractors(n_train=spec["sizes"]["train"], n_test=spec["sizes"]["test"],
+                              image_size=spec["image_size"], seed=spec["seed"])
 
 
 def _cifar10(spec: Mapping[str, Any], download: bool) -> DatasetPair:
@@ -108,6 +116,10 @@ DATASETS: dict[str, DatasetEntry] = {entry.name: entry for entry in (
                  _shapes, num_classes=len(SHAPE_CLASSES), sizes=(10_000, 1_000),
                  generated=True, masks=True, marker=True,
                  options={"shortcut": DEFAULT_SHORTCUT}),
+    DatasetEntry("shapes-distractors",
+                 "shapes among 1 to 3 smaller shapes of other classes (the largest is the label)",
+                 _shapes_distractors, num_classes=len(SHAPE_CLASSES), sizes=(10_000, 1_000),
+                 generated=True, masks=True, distractors=True),
     DatasetEntry("cifar10", "CIFAR-10 (from the data directory)", _cifar10, num_classes=10,
                  **_CIFAR),
     DatasetEntry("cifar100", "CIFAR-100 (from the data directory)", _cifar100,

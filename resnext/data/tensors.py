@@ -18,15 +18,17 @@ from torch.utils.data import Dataset
 class ImageTensors(Dataset):
     """A split: items are `(image, label)`, image float32 (3, H, W) in [0, 1], label an int.
 
-    `masks` (bool (N, H, W)) marks the object's pixels where the ground truth is known, and
+    `masks` (bool (N, H, W)) marks the object's pixels where the ground truth is known,
     `marker_masks` the shortcut marker's pixels and `marker_labels` the class its colour
-    stands for (shapes dataset only).
+    stands for (shapes-shortcut), `distractor_masks` the pixels of the shapes that are not
+    the label (shapes-distractors); each is None where the dataset has no such thing.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor,
                  masks: torch.Tensor | None = None,
                  marker_masks: torch.Tensor | None = None,
-                 marker_labels: torch.Tensor | None = None) -> None:
+                 marker_labels: torch.Tensor | None = None, *,
+                 distractor_masks: torch.Tensor | None = None) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be uint8 (N, 3, H, W), got {images.dtype} "
                              f"{tuple(images.shape)}")
@@ -37,6 +39,7 @@ class ImageTensors(Dataset):
         self.masks = masks
         self.marker_masks = marker_masks
         self.marker_labels = marker_labels  # the class whose colour each marker shows
+        self.distractor_masks = distractor_masks
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -116,9 +119,10 @@ def subset(pair: DatasetPair, n_train: int | None = None, n_test: int | None = N
             raise ValueError(f"{split} size must be a whole number of at least 1, got {count!r}")
         splits[split] = ImageTensors(
             full.images[:count], full.labels[:count],
-            None if full.masks is None else full.masks[:count],
-            None if full.marker_masks is None else full.marker_masks[:count],
-            None if full.marker_labels is None else full.marker_labels[:count])
+            *(None if part is None else part[:count] for part in
+              (full.masks, full.marker_masks, full.marker_labels)),
+            distractor_masks=None if full.distractor_masks is None
+            else full.distractor_masks[:count])
         limits[split] = count
     if not limits:
         return pair

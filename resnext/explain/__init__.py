@@ -11,7 +11,7 @@ Captum imported on first use.
   evaluation): the eight methods, Integrated Gradients once per baseline in evaluations;
   their reference images and the one blur come from `make_baseline` / `gaussian_blur`;
 - metrics on maps `(N, H, W)` and bool masks: `energy_in_mask`, `marker_share`,
-  `pointing_game`, `random_baseline`, `perturbation_curves` (deletion/insertion, pixels
+  `distractor_share`, `pointing_game`, `random_baseline`, `perturbation_curves` (deletion/insertion, pixels
   ranked by `pixel_ranks`), `spearman`, `ssim`, `topk_overlap`, `compare_maps`;
 - `randomization_check` (Adebayo et al. 2018), `evaluate` and `sanity_check` on a test split
   with masks; `python -m resnext.explain RUN_DIR` on a trained run;
@@ -21,7 +21,7 @@ Captum imported on first use.
 from __future__ import annotations
 
 from .._lazy import lazy_attributes
-from .names import DEFAULT_ROWS, METHOD_ROWS, METRICS, ROW_LABELS, TARGETS
+from .names import ALL_METRICS, DEFAULT_ROWS, METHOD_ROWS, METRICS, ROW_LABELS, TARGETS
 from .stopping import Stopped
 
 _LAZY = {
@@ -43,6 +43,7 @@ _LAZY = {
     # Metrics
     "energy_in_mask": ".metrics",
     "marker_share": ".metrics",
+    "distractor_share": ".metrics",
     "pointing_game": ".metrics",
     "random_baseline": ".metrics",
     "perturbation_curves": ".metrics",
@@ -65,4 +66,5 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 
-__all__ = ["DEFAULT_ROWS", "METHOD_ROWS", "METRICS", "ROW_LABELS", "TARGETS", "Stopped", *_LAZY]
+__all__ = ["ALL_METRICS", "DEFAULT_ROWS", "METHOD_ROWS", "METRICS", "ROW_LABELS", "TARGETS",
+           "Stopped", *_LAZY]

@@ -28,6 +28,13 @@ EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
 PROG = "python -m resnext.explain"
 
 
+def _masked_datasets() -> str:
+    """The datasets whose test split marks every object pixel, as the data registry says."""
+    from ..data.registry import DATASETS
+
+    return ", ".join(name for name, entry in DATASETS.items() if entry.masks)
+
+
 class Refused(Exception):
     """An argument or run this command cannot use: printed as one line, exit status 2."""
 
@@ -35,8 +42,9 @@ class Refused(Exception):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Score attribution methods on a trained run whose test split "
-                               "knows every object pixel (shapes, shapes-shortcut): energy in "
-                               "the mask, pointing game, deletion/insertion AUC, marker share.")
+                               f"knows every object pixel ({_masked_datasets()}): energy in "
+                               "the mask, pointing game, deletion/insertion AUC, and the share "
+                               "on the shortcut marker or on distractors where there are any.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder (config.json, "
                                                                   "model.safetensors)")
     p.add_argument("--methods", default=",".join(DEFAULT_ROWS),
@@ -93,8 +101,8 @@ def load(run_dir: Path) -> tuple[Any, Any]:
         raise Refused(f"RUN_DIR: {error}") from None
     if pair.test.masks is None:
         raise Refused(f"RUN_DIR: {run_dir.name} was trained on {pair.name}, whose test split "
-                      f"has no object masks; evaluation needs ground truth (shapes, "
-                      f"shapes-shortcut)")
+                      f"has no object masks; evaluation needs ground truth "
+                      f"({_masked_datasets()})")
     return model, pair
 
 

@@ -1,9 +1,10 @@
 """Evaluate attribution methods against ground truth, and compare networks by it.
 
-On a test split whose object pixels are known (`resnext.data.shapes(...).test.masks`, and
-`.marker_masks` for the shortcut variant), `evaluate` computes every method's maps for a
-batch of test images and scores them: energy in the mask, the pointing game, deletion and
-insertion AUC, and the share on the shortcut marker. `sanity_check` runs Adebayo et al.'s
+On a test split whose object pixels are known (`resnext.data.shapes(...).test.masks`, with
+`.marker_masks` for the shortcut variant and `.distractor_masks` for shapes-distractors),
+`evaluate` computes every method's maps for a batch of test images and scores them: energy
+in the mask, the pointing game, deletion and insertion AUC, and, where the split marks them,
+the share on the shortcut marker and the share on distractors. `sanity_check` runs Adebayo et al.'s
 cascading randomization. Everything is plain functions on models, tensors and arrays;
 the app's Evaluate tab, the CSV download, the `/evaluate` and `/sanity_check` endpoints
 and `python -m resnext.explain` read `EvaluationResult` / `SanityResult` and their `to_json()`.
@@ -41,6 +42,7 @@ from .metrics import (  # noqa: F401  (re-exported)
     CurveEnds,
     PerturbationCurves,
     curve_ends,
+    distractor_share,
     energy_in_mask,
     marker_share,
     perturbation_curves,
@@ -63,7 +65,14 @@ from .sanity import (  # noqa: F401  (re-exported)
     topk_overlap,
 )
 
-from .names import HIGHER_IS_BETTER, METRIC_LABELS, METRICS, TARGETS  # noqa: E402,F401
+from .names import (  # noqa: E402,F401
+    ALL_METRICS,
+    HIGHER_IS_BETTER,
+    MASKED_METRICS,
+    METRIC_LABELS,
+    METRICS,
+    TARGETS,
+)
 from .stopping import StopCheck, Stopped
 
 
@@ -99,6 +108,7 @@ class EvalBatch:
     labels: torch.Tensor  # (N,)
     masks: torch.Tensor  # (N, H, W) bool, the object
     marker_masks: torch.Tensor | None  # (N, H, W) bool, the shortcut marker, if any
+    distractor_masks: torch.Tensor | None = None  # (N, H, W) bool, the distractors, if any
 
 
 def load_test_batch(dataset_test: Any, n_images: int, mean: Sequence[float],
@@ -122,11 +132,13 @@ def load_test_batch(dataset_test: Any, n_images: int, mean: Sequence[float],
         labels = torch.tensor([int(label) for _, label in items], dtype=torch.long)
     mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    markers = getattr(dataset_test, "marker_masks", None)
+    extra = {}
+    for attribute in MASKED_METRICS.values():  # the marker's, the distractors' (if any)
+        found = getattr(dataset_test, attribute, None)
+        extra[attribute] = None if found is None else torch.as_tensor(found[:count]).bool()
     return EvalBatch(
         indices=np.arange(count), images=(images - mean_t) / std_t, labels=labels,
-        masks=torch.as_tensor(masks[:count]).bool(),
-        marker_masks=None if markers is None else torch.as_tensor(markers[:count]).bool())
+        masks=torch.as_tensor(masks[:count]).bool(), **extra)
 
 
 @dataclass
@@ -142,18 +154,21 @@ class MethodScores:
     seconds: float  # attribution alone (maps), wall clock
     curves: PerturbationCurves | None = None
     maps: np.ndarray | None = None  # (N, H, W) float32, kept for best/worst views
+    distractor_share: np.ndarray | None = None  # on a split with distractor masks only
 
     def values(self, metric: str) -> np.ndarray:
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        if metric not in ALL_METRICS:
+            raise ValueError(f"metric must be one of {', '.join(ALL_METRICS)}, got {metric!r}")
         value = getattr(self, metric)
         if value is None:
-            raise ValueError("this test split has no shortcut marker: no marker share")
+            missing = {"marker_share": "shortcut marker", "distractor_share": "distractor masks"}
+            raise ValueError(f"this test split has no {missing[metric]}: no "
+                             f"{METRIC_LABELS[metric].split(' (')[0]}")
         return value
 
     def row(self) -> dict[str, Any]:
         row: dict[str, Any] = {"method": self.method, "label": ROW_LABELS.get(self.method, self.method)}
-        for metric in METRICS:
+        for metric in ALL_METRICS:
             value = getattr(self, metric)
             if value is not None:
                 row[metric] = float(np.mean(value))
@@ -183,6 +198,7 @@ class EvaluationResult:
     # (the app's /evaluate and `python -m resnext.explain` set both; None otherwise).
     run_id: str | None = None
     dataset: str | None = None
+    distractor_random: np.ndarray | None = None  # (N,) the distractors' share of the image
 
     @property
     def accuracy(self) -> float:
@@ -191,6 +207,17 @@ class EvaluationResult:
     @property
     def has_marker(self) -> bool:
         return self.marker_random is not None
+
+    @property
+    def has_distractors(self) -> bool:
+        return self.distractor_random is not None
+
+    @property
+    def metrics(self) -> list[str]:
+        """The metrics this result reports, in `ALL_METRICS`' order: the marker share only
+        on a split with a marker, the distractor share only on one with distractors."""
+        has = {"marker_share": self.has_marker, "distractor_share": self.has_distractors}
+        return [m for m in ALL_METRICS if has.get(m, True)]
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -206,13 +233,12 @@ class EvaluationResult:
 
     def random_line(self, metric: str) -> float | None:
         """What a map without information scores on `metric`: the mask's share of the image
-        for energy, pointing and marker share; the random-map row's AUC if it was run."""
-        if metric == "energy":
-            return float(self.mask_share.mean())
-        if metric == "pointing":
-            return float(self.pointing_random.mean())
-        if metric == "marker_share":
-            return None if self.marker_random is None else float(self.marker_random.mean())
+        for energy, pointing, marker and distractor share; the random-map row's AUC if it
+        was run."""
+        shares = {"energy": self.mask_share, "pointing": self.pointing_random,
+                  "marker_share": self.marker_random, "distractor_share": self.distractor_random}
+        if metric in shares:
+            return None if shares[metric] is None else float(shares[metric].mean())
         for scores in self.methods:
             if scores.method == "random":
                 return float(np.mean(scores.values(metric)))
@@ -229,7 +255,7 @@ class EvaluationResult:
 
     def to_csv(self) -> str:
         """The table as CSV text (one row per method, plus the random-map reference)."""
-        columns = ["method", "label"] + [m for m in METRICS if m != "marker_share" or self.has_marker]
+        columns = ["method", "label"] + self.metrics
         columns += ["seconds", "n_images"]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore",
@@ -241,7 +267,7 @@ class EvaluationResult:
         reference = {"method": "reference", "label": "random map (mask's share)",
                      "n_images": len(self.indices)}
         for metric in columns:
-            if metric in METRICS:
+            if metric in ALL_METRICS:
                 line = self.random_line(metric)
                 reference[metric] = "" if line is None else f"{line:.6g}"
         writer.writerow(reference)
@@ -258,7 +284,7 @@ class EvaluationResult:
         rows = []
         for scores in self.methods:
             row = {key: clean(value) for key, value in scores.row().items()}
-            row["sem"] = {metric: clean(scores.sem(metric)) for metric in METRICS
+            row["sem"] = {metric: clean(scores.sem(metric)) for metric in ALL_METRICS
                           if getattr(scores, metric) is not None}
             row["reduction"] = REDUCTIONS.get(resolve_row(scores.method)[0], "")
             rows.append(row)
@@ -269,10 +295,9 @@ class EvaluationResult:
             "accuracy": clean(self.accuracy),
             "complete": self.complete,
             "seconds": clean(round(self.seconds, 3)),
-            "metrics": [m for m in METRICS if m != "marker_share" or self.has_marker],
+            "metrics": self.metrics,
             "rows": rows,
-            "random": {metric: clean(self.random_line(metric)) for metric in METRICS
-                       if metric != "marker_share" or self.has_marker},
+            "random": {metric: clean(self.random_line(metric)) for metric in self.metrics},
             "settings": self.settings,
         }
 
@@ -364,12 +389,13 @@ def _score(net: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor, ba
                                  blur_sigma=plan.sigma, max_batch=plan.max_batch, seed=seed,
                                  ends=ends, should_stop=should_stop)
     progress.advance(kind="curves", method=method)
-    markers = batch.marker_masks
+    markers, distractors = batch.marker_masks, batch.distractor_masks
     return MethodScores(
         method=method, energy=energy_in_mask(maps, batch.masks),
         pointing=pointing_game(maps, batch.masks, plan.tolerance),
         deletion_auc=curves.deletion_auc, insertion_auc=curves.insertion_auc,
         marker_share=None if markers is None else marker_share(maps, markers),
+        distractor_share=None if distractors is None else distractor_share(maps, distractors),
         seconds=seconds, curves=curves,
         maps=maps.numpy().astype(np.float32) if keep_maps else None)
 
@@ -409,6 +435,8 @@ def evaluate_batch(model: torch.nn.Module, batch: EvalBatch,
         mask_share=random_baseline(batch.masks),
         pointing_random=random_baseline(batch.masks, plan.tolerance),
         marker_random=None if batch.marker_masks is None else random_baseline(batch.marker_masks),
+        distractor_random=(None if batch.distractor_masks is None
+                           else random_baseline(batch.distractor_masks)),
         settings=plan.described(images.shape[0], *images.shape[-2:], seed),
         seconds=time.perf_counter() - start, complete=complete, run_id=run_id, dataset=dataset)
     progress.finish(result.seconds, complete)
@@ -426,7 +454,7 @@ def evaluate(model: torch.nn.Module, dataset_test: Any, methods: Sequence[str] =
     """Score each method's maps on the first `n_images` of a test split with masks.
 
     dataset_test: items (image (3, H, W) in [0, 1], label) and `.masks` (N, H, W) bool
-    (optionally `.marker_masks`); mean/std: the training set's per-channel normalisation
+    (optionally `.marker_masks`, `.distractor_masks`); mean/std: the training set's per-channel normalisation
     (required; positional or by name). methods: row names (`METHOD_ROWS`; default the eight
     methods, Integrated Gradients with its black, blurred and mean baselines as three rows;
     add "random" for a random-map row). target: explain the true "label" (default, as the

@@ -11,6 +11,9 @@
   the tie is broken uniformly at random. So a constant map scores exactly what a random
   map would (the mask's share), never a free 1.
 - `marker_share`: `energy_in_mask` on the shortcut marker's pixels.
+- `distractor_share`: `energy_in_mask` on the distractor shapes' pixels (shapes-distractors):
+  the share of the positive map on objects that are not the label; 0 is right, the random
+  map scores the distractors' area share (`random_baseline` of their masks).
 - `random_baseline`: what a random map would score: the mask's share of the image
   (for the pointing game with a tolerance, the share of the widened mask).
 - `perturbation_curves`: deletion and insertion curves (Petsiuk et al. 2018, RISE Sec. 4.1)
@@ -71,6 +74,13 @@ def energy_in_mask(maps: Any, masks: Any) -> np.ndarray:
 def marker_share(maps: Any, marker_masks: Any) -> np.ndarray:
     """(N,) share of positive attribution on the shortcut marker (`energy_in_mask` on it)."""
     return energy_in_mask(maps, marker_masks)
+
+
+def distractor_share(maps: Any, distractor_masks: Any) -> np.ndarray:
+    """(N,) share of positive attribution on the distractors (`energy_in_mask` on their
+    masks, so the same convention: negative values are not energy, a map with no positive
+    value scores 0); a map without information scores `random_baseline(distractor_masks)`."""
+    return energy_in_mask(maps, distractor_masks)
 
 
 def _disk(radius: int) -> torch.Tensor:

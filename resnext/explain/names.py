@@ -44,15 +44,25 @@ REDUCTIONS = {"saliency": "abs-sum", "smoothgrad": "abs-sum", "guided_gradcam": 
 
 # Higher is better for each metric, except deletion AUC (Petsiuk et al.: a faithful map's
 # pixels, removed first, make the score fall fast). Marker share: higher = the network (and
-# the map) rely on the shortcut; it is a finding, not a quality.
+# the map) rely on the shortcut; it is a finding, not a quality. Distractor share: the share
+# on shapes that are not the label (shapes-distractors); lower is better, the map is wrong
+# there by construction.
 METRICS = ("energy", "pointing", "deletion_auc", "insertion_auc", "marker_share")
+# Every metric an evaluation can report. distractor_share stays out of METRICS, the list the
+# Evaluate tab lays out one chart per entry of, until that tab shows it;
+# `EvaluationResult.metrics` says which ones a result has.
+ALL_METRICS = METRICS + ("distractor_share",)
+# The metrics scored only where the test split marks their pixels: metric -> the split's
+# attribute (resnext.data's ImageTensors) that holds those masks.
+MASKED_METRICS = {"marker_share": "marker_masks", "distractor_share": "distractor_masks"}
 METRIC_LABELS = {
     "energy": "energy in mask",
     "pointing": "pointing game",
     "deletion_auc": "deletion AUC (lower is better)",
     "insertion_auc": "insertion AUC",
     "marker_share": "share on the shortcut marker",
+    "distractor_share": "share on distractors (lower is better)",
 }
 HIGHER_IS_BETTER = {"energy": True, "pointing": True, "deletion_auc": False,
-                    "insertion_auc": True, "marker_share": False}
+                    "insertion_auc": True, "marker_share": False, "distractor_share": False}
 TARGETS = ("label", "predicted")

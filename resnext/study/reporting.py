@@ -255,17 +255,24 @@ def _table(rows: list[list[str]]) -> list[str]:
     return lines
 
 
+# The metrics the text's table shows per method, with their column titles; the others are
+# in the JSON and the CSV. The distractor share only where the data has distractors.
+TEXT_METRICS = {"energy": "energy", "distractor_share": "on distractors"}
+
+
 def _point_lines(result: dict[str, Any]) -> list[str]:
     points = result["points"]
     methods = sorted({m for p in points for m in p["metrics"]})
+    shown = [(method, metric) for method in methods for metric in TEXT_METRICS
+             if any(metric in p["metrics"].get(method, {}) for p in points)]
     rows = [["value", "network", "MACs", "params", "n", "accuracy % [95 % CI]", "vs best",
-             *[f"{m} energy" for m in methods]]]
+             *[f"{method} {TEXT_METRICS[metric]}" for method, metric in shown]]]
     for p in points:
-        energy = [_interval(p["metrics"][m]["energy"], 1.0, 3)
-                  if "energy" in p["metrics"].get(m, {}) else "-" for m in methods]
+        cells = [_interval(p["metrics"][method][metric], 1.0, 3)
+                 if metric in p["metrics"].get(method, {}) else "-" for method, metric in shown]
         rows.append([str(p["value"]), p["name"], f"{p['macs'] / 1e6:,.1f} M",
                      f"{p['params'] / 1e3:,.1f} k", str(p["n"]),
-                     _interval(p["accuracy"], 100.0), _verdict(p, ACCURACY), *energy])
+                     _interval(p["accuracy"], 100.0), _verdict(p, ACCURACY), *cells])
     return _table(rows)
 
 

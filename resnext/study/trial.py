@@ -106,13 +106,12 @@ def score(model: Any, data: Any, methods: tuple[str, ...], n_images: int
     if not methods or getattr(data.test, "masks", None) is None:
         return {}
     from ..explain.evaluation import evaluate
-    from ..explain.names import METRICS
 
     result = evaluate(model.to("cpu"), data.test, list(methods), n_images, mean=data.mean,
                       std=data.std, keep_maps=False)
-    rows = result.to_json()["rows"]
-    return {row["method"]: {m: row[m] for m in METRICS if row.get(m) is not None}
-            for row in rows}
+    report = result.to_json()  # every metric the split allows (distractor share included)
+    return {row["method"]: {m: row[m] for m in report["metrics"] if row.get(m) is not None}
+            for row in report["rows"]}
 
 
 def _results(worker: Worker, cfg: ResNeXtConfig, fitted: Any, train_s: float
