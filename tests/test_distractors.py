@@ -101,7 +101,7 @@ def test_registry_round_trip_and_the_command_lines():
     studied = data_spec(NAME, train_size=12, test_size=6, image_size=16, seed=2)
     assert torch.equal(data.from_spec(studied).test.images, made.test.images)
     assert "shortcut" not in studied
-    with pytest.raises(ValueError, match="--data must be one of shapes, shapes-shortcut, "
+    with pytest.raises(ValueError, match="--data must be shapes, shapes-shortcut, "
                                          "shapes-distractors, cifar10"):
         data_spec("shapes-distractor")
 

@@ -162,7 +162,7 @@ def test_plan_names_a_value_that_gives_no_network():
 
 
 def test_data_spec_names_the_flag():
-    with pytest.raises(ValueError, match="--data must be shapes, shapes-shortcut, cifar10"):
+    with pytest.raises(ValueError, match="--data must be shapes, shapes-shortcut, shapes-distractors, cifar10"):
         data_spec("mnist")
     with pytest.raises(ValueError, match="needs --data-root"):
         data_spec("cifar10")
@@ -186,7 +186,7 @@ CREATE = ["create", "c1", "--knob", "cardinality", "--values", "1,2", "--seeds",
     (["--seeds", "0,a"], "--seeds must be whole numbers"),
     (["--keep-complexity", "--knob", "depth", "--values", "11"], "--keep-complexity applies"),
     (["--config", "{not json"], "--config is not valid JSON"),
-    (["--data", "mnist"], "--data must be shapes, shapes-shortcut, cifar10"),
+    (["--data", "mnist"], "--data must be shapes, shapes-shortcut, shapes-distractors, cifar10"),
     (["--methods", "xray"], "unknown method"),
     (["--knob", "bottleneck_width", "--values", "1"], "bottleneck_width = 1 gives no valid"),
 ])

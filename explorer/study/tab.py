@@ -286,6 +286,7 @@ class Live:
             self.more = gr.Button("Start workers on the chosen devices", size="sm")
             self.stop = gr.Button("Stop its workers", variant="stop", size="sm")
         self.points = gr.Dataframe(headers=views.POINT_COLUMNS, interactive=False, wrap=True,
+                                   column_widths=views.POINT_COLUMN_WIDTHS,
                                    label="Points (click one for its runs)",
                                    elem_id="study-points", elem_classes=["rx-table"])
         with gr.Row(equal_height=False):

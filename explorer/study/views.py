@@ -22,6 +22,8 @@ TRIAL_COLUMNS = ["trial", "state", "params", "test accuracy", "progress", "time"
 # A point's runs: a click on its row lists them (the ids are long; the CSV has them too).
 POINT_COLUMNS = ["value", "network", "MACs", "params", "seeds done",
                  "test accuracy % [95 % CI]", "vs best"]
+# Without widths the network's name takes the row and "vs best" falls off a 1400-px page.
+POINT_COLUMN_WIDTHS = ["7%", "29%", "11%", "9%", "8%", "20%", "16%"]
 ACCURACY_SCALE = 100.0  # accuracy is shown in %
 
 
