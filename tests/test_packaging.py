@@ -170,13 +170,13 @@ def test_the_installed_app_starts_its_training_child(installed):
 
 
 def test_a_checkout_reads_its_own_assets_folder_and_lends_itself_to_the_training_child():
-    from explorer.train.jobs import _child_environment
+    from explorer.shared.children import child_environment
 
     assert assets.checkout_root() == ROOT
     assert assets.assets_dir() == ROOT / "assets"
     assert not assets.INSTALLED_ASSETS.exists()  # the repository keeps assets/ at the top
     # The child imports this checkout's resnext whatever its working folder.
-    assert _child_environment()["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
+    assert child_environment()["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
 
 
 def test_the_pinned_requirements_satisfy_every_declared_dependency(installed):

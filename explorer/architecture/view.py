@@ -13,7 +13,7 @@ from resnext.validation import whole_number
 from ..selection import CIFAR_SETTING, IMAGENET_SETTING, Selection
 from ..shared import formatting as fmt
 from ..shared import plots
-from ..shared.cards import card, cards
+from ..shared.formatting import card, cards
 from ..shared.memory import check_module_count
 
 DEFAULT_BASELINE = "resnet50"

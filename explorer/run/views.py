@@ -12,7 +12,7 @@ from ..shared import downloads
 from ..shared import formatting as fmt
 from ..shared import plots
 from . import runner
-from ..shared.cards import card, cards
+from ..shared.formatting import card, cards
 from ..shared.devices import resolve_device
 from ..shared.models import IMAGENET, WeightsChoice
 from ..shared.weights_choice import model_for

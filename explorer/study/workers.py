@@ -32,7 +32,7 @@ from resnext.study.spec import NAME_PATTERN, OWNER_ATTR
 from resnext.train import runs
 
 from ..accounts import LOCAL_USER
-from ..train.jobs import _child_environment, _lower_priority
+from ..shared.children import child_environment, lower_priority
 
 WORKERS_FOLDER = ".study-workers"
 WORKER_MODULE = "resnext.study"
@@ -40,19 +40,7 @@ WORKER_MODULE = "resnext.study"
 
 def worker_alive(pid: Any) -> bool:
     """Whether `pid` is a live (not zombie) `python -m resnext.study` process."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)  # no /proc (macOS): existence only
-            return True
-        except OSError:
-            return False
-    state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
-    return WORKER_MODULE.encode() in cmdline and state != "Z"
+    return runs.process_alive(pid, WORKER_MODULE)
 
 
 class StudyWorkers:
@@ -155,7 +143,7 @@ class StudyWorkers:
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=_child_environment(), start_new_session=True, preexec_fn=_lower_priority)
+                env=child_environment(), start_new_session=True, preexec_fn=lower_priority)
         # Reap it when it ends (else it stays a zombie of this server until the server ends).
         threading.Thread(target=process.wait, daemon=True, name=f"study-{name}").start()
         return {"device": device, "pid": process.pid, "owner": user, "log": str(log_path),

@@ -32,7 +32,7 @@ from resnext.units import byte_size
 from resnext.validation import whole_number
 
 from ..accounts import LOCAL_USER
-from ..shared.assets import checkout_root
+from ..shared.children import child_environment, lower_priority
 from .requests import TrainRequest
 
 FOLLOW_SECONDS = 0.5  # how often a running run's progress.json is read
@@ -226,7 +226,7 @@ class TrainingManager:
 
     def _launch(self, job: _Job) -> None:
         run_dir = self.run_dir(job.run_id)
-        env = _child_environment()
+        env = child_environment()
         log = open(runs.log_file(run_dir), "ab")  # noqa: SIM115 - the child owns it from here
         try:
             job.process = subprocess.Popen(
@@ -234,7 +234,7 @@ class TrainingManager:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                 # Its own session: a signal to the app (Ctrl-C) does not reach it, and a
                 # Stop signals the training and nothing else.
-                start_new_session=True, preexec_fn=_lower_priority)
+                start_new_session=True, preexec_fn=lower_priority)
         finally:
             log.close()
         runs.mark_started(run_dir, job.process.pid, job.request.epochs, job.request.device)
@@ -435,24 +435,3 @@ class TrainingManager:
             return {device: job.run_id for device, job in self._running.items()}
 
 
-# Niceness of a training process: it takes every core it can, and the app's own requests
-# (a slider move is a few ms of arithmetic) must still get the CPU at once.
-TRAINING_NICENESS = 10
-
-
-def _child_environment() -> dict[str, str]:
-    """The training child's environment: ours, plus the checkout on PYTHONPATH when the app
-    runs from one (the child must import the same `resnext`, whatever its working folder);
-    an installed package is on the interpreter's own path already."""
-    root = checkout_root()
-    if root is None:
-        return dict(os.environ)
-    paths = [str(root), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths).rstrip(os.pathsep)}
-
-
-def _lower_priority() -> None:  # runs in the child between fork and exec
-    try:
-        os.nice(TRAINING_NICENESS)
-    except OSError:
-        pass

@@ -421,8 +421,8 @@ def new_run_id(runs_dir: str | os.PathLike[str], cfg: ResNeXtConfig, data: str,
     return run_id
 
 
-def pid_alive(pid: Any) -> bool:
-    """Whether `pid` is a live (not zombie) process of `python -m resnext.train`."""
+def process_alive(pid: Any, module: str) -> bool:
+    """Whether `pid` is a live (not zombie) process of `python -m <module>`."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
@@ -434,9 +434,14 @@ def pid_alive(pid: Any) -> bool:
             return True
         except OSError:
             return False
-    # A finished child not yet reaped is a zombie ('Z'): it trains no more.
+    # A finished child not yet reaped is a zombie ('Z'): it works no more.
     state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
-    return TRAINING_MODULE.encode() in cmdline and state != "Z"
+    return module.encode() in cmdline and state != "Z"
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether `pid` is a live (not zombie) process of `python -m resnext.train`."""
+    return process_alive(pid, TRAINING_MODULE)
 
 
 def running_pid(run_dir: Path) -> int | None:
