@@ -171,15 +171,7 @@ def test_readme_study_example_runs_as_written(app_url, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", readme.split("## HTTP API", 1)[1], re.S)
     train = next(block for block in blocks if "/train_start" in block)
     code = next(block for block in blocks if "/study_create" in block)
-    results: dict[str, list] = {}
-    predict = Client.predict
-
-    def recording_predict(self, *args, api_name=None, **kwargs):
-        result = predict(self, *args, api_name=api_name, **kwargs)
-        results.setdefault(api_name, []).append(result)
-        return result
-
-    monkeypatch.setattr(Client, "predict", recording_predict)
+    results = record_predictions(monkeypatch)
     client = Client(app_url, verbose=False)
     tiny = re.search(r"^tiny = (.*)$", train, re.M).group(1)
     exec(compile(code, "README.md", "exec"), {"c": client, "tiny": eval(tiny)})

@@ -111,7 +111,7 @@ def test_csv_and_text_carry_the_points(worked):
         assert float(row["accuracy"]) == pytest.approx(point["accuracy"]["mean"], rel=1e-5)
         assert float(row["accuracy_low"]) == pytest.approx(point["accuracy"]["ci95"][0], rel=1e-5)
         assert row["gradcam.energy"] and row["runs"].split() == point["runs"]
-        assert row["accuracy_vs_best"] in {"best", "supported", "unsupported"}
+        assert row["accuracy_vs_best"] in {"best", "worse (supported)", "gap unsupported"}
     text = resnext.study.to_text(result)
     assert "4 COMPLETE" in text and "ResNeXt-11 (2x8d, 8 base planes)" in text
 

@@ -82,8 +82,8 @@ def test_points_and_charts_carry_the_reports_means_and_intervals(finished):
         assert row[0] == str(point["value"]) and row[4] == 2
         assert row[5] == f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
         assert row[6] == ("best" if point is max(points, key=lambda p: p["accuracy"]["mean"])
-                          else ("supported" if point["vs_best"]["accuracy"]["supported"]
-                                else "not supported"))
+                          else ("worse (supported)" if point["vs_best"]["accuracy"]["supported"]
+                                else "gap unsupported"))
     trace = views.accuracy_figure(shown).data[0]
     assert list(trace.x) == ["1", "2"]
     assert list(trace.y) == pytest.approx([100 * p["accuracy"]["mean"] for p in points])

@@ -12,6 +12,7 @@ import html
 from typing import Any, Sequence
 
 from resnext.explain.names import METRIC_LABELS, ROW_LABELS
+from resnext.study.stats import verdict
 from resnext.units import duration
 
 from ..shared.plots import figure, subplots
@@ -73,21 +74,10 @@ def interval_text(summary: dict[str, Any] | None, scale: float = 1.0, digits: in
     return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def verdict(point: dict[str, Any], measure: str = "accuracy") -> str:
-    """Against the best point: "best", "supported" (the 95 % Welch interval of the
-    difference excludes 0), "not supported", or "–" (fewer than two seeds a side)."""
-    versus = point.get("vs_best", {})
-    if measure not in versus:
-        return "–"
-    if versus[measure] is None:
-        return "best"
-    return {True: "supported", False: "not supported"}.get(versus[measure]["supported"], "–")
-
-
 def point_rows(result: dict[str, Any]) -> list[list[Any]]:
     """One row per point (POINT_COLUMNS)."""
     return [[str(p["value"]), p["name"], f"{p['macs']:,}", f"{p['params']:,}", p["n"],
-             interval_text(p["accuracy"], ACCURACY_SCALE), verdict(p)]
+             interval_text(p["accuracy"], ACCURACY_SCALE), verdict(p) or "–"]
             for p in result["points"]]
 
 

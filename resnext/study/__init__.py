@@ -33,7 +33,7 @@ from .spec import (
     StudySpec,
     data_spec,
 )
-from .stats import difference, seeds_needed, summary, t_quantile
+from .stats import difference, seeds_needed, summary, t_quantile, verdict
 
 # Optuna, SQLAlchemy and torch load when a name that needs them is first used. No module is
 # named like a function here: once imported, a submodule would shadow the function.
@@ -51,5 +51,5 @@ __getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 __all__ = [
     "DEFAULT_GRACE", "DEFAULT_HEARTBEAT", "DEFAULT_METHODS", "KEEP_BY", "KNOBS", "SearchSpec",
     "StudySpec", "config_for", "data_spec", "difference", "matching_width", "parse_values",
-    "seeds_needed", "summary", "t_quantile", *_LAZY,
+    "seeds_needed", "summary", "t_quantile", "verdict", *_LAZY,
 ]

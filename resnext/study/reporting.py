@@ -190,17 +190,6 @@ def report(name: str, storage: str | None = None, runs_dir: str | Path = "runs"
     return result
 
 
-def _verdict(point: dict[str, Any], measure: str) -> str:
-    """"best", "supported" (the best is better beyond the intervals), "unsupported", or ""
-    (no interval: fewer than two seeds on a side)."""
-    if measure not in point.get("vs_best", {}):
-        return ""
-    versus = point["vs_best"][measure]
-    if versus is None:
-        return "best"
-    return {True: "supported", False: "unsupported", None: ""}[versus["supported"]]
-
-
 def _summary_cells(summary: dict[str, Any] | None) -> list[Any]:
     if not summary or summary.get("mean") is None:
         return ["", "", ""]
@@ -228,7 +217,7 @@ def to_csv(result: dict[str, Any]) -> str:
     writer.writerow(header)
     for p in points:
         row = [p["value"], p["name"], p["macs"], p["params"], p["n"],
-               *_summary_cells(p["accuracy"]), _verdict(p, ACCURACY)]
+               *_summary_cells(p["accuracy"]), stats.verdict(p, ACCURACY)]
         for method, metric in names:
             row += _summary_cells(p["metrics"].get(method, {}).get(metric))
         row += [p["seconds"]["mean"] if p["seconds"]["mean"] is not None else "",
@@ -272,7 +261,7 @@ def _point_lines(result: dict[str, Any]) -> list[str]:
                  if metric in p["metrics"].get(method, {}) else "-" for method, metric in shown]
         rows.append([str(p["value"]), p["name"], f"{p['macs'] / 1e6:,.1f} M",
                      f"{p['params'] / 1e3:,.1f} k", str(p["n"]),
-                     _interval(p["accuracy"], 100.0), _verdict(p, ACCURACY), *cells])
+                     _interval(p["accuracy"], 100.0), stats.verdict(p, ACCURACY), *cells])
     return _table(rows)
 
 

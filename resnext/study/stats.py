@@ -188,3 +188,15 @@ def seeds_needed(sd: float | None, delta: float = DEFAULT_DELTA,
         else:
             low = middle
     return high
+
+
+def verdict(point: dict[str, Any], measure: str = "accuracy") -> str:
+    """A point against the best, in words: "best", "worse (supported)" (the best is better
+    beyond the intervals), "gap unsupported" (the intervals allow no difference), or ""
+    (no interval: fewer than two seeds on a side). The text, the CSV and the app say it so."""
+    if measure not in point.get("vs_best", {}):
+        return ""
+    versus = point["vs_best"][measure]
+    if versus is None:
+        return "best"
+    return {True: "worse (supported)", False: "gap unsupported", None: ""}[versus["supported"]]
