@@ -104,6 +104,10 @@ def test_map_errors_stale_status_and_cancel(page, tmp_path):
     # Occlusion's stride ends at its window (Captum refuses a longer one).
     page.get_by_text("Method parameters").click()
     set_number(page, "Occlusion window", 8)
+    # The stride's maximum follows the window through a server event: wait for it, or on a
+    # loaded machine the browser clamps 112 to the old maximum (32) first.
+    expect(page.get_by_label("number input for Occlusion stride")).to_have_attribute(
+        "max", "8", timeout=20_000)
     set_number(page, "Occlusion stride", 112)
     page.get_by_label("number input for Occlusion stride").blur()
     expect(page.get_by_label("number input for Occlusion stride")).to_have_value("8")

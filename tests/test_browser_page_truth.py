@@ -143,7 +143,9 @@ def test_dark_mode_charts_use_light_text_on_transparent_backgrounds(browser, app
     page = context.new_page()
     page.goto(app_url + "?__theme=dark")
     first_paint(page)
-    page.wait_for_timeout(1500)
+    # The plots draw after the numbers; on a loaded machine well after 1.5 s.
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
     colours = page.evaluate("""() => {
         const svg = document.querySelector('.js-plotly-plot .main-svg');
         const texts = [...document.querySelectorAll('.js-plotly-plot text')].slice(0, 40);
