@@ -261,3 +261,14 @@ def test_resume_processes_read_before_rank_0_writes_and_refuse_together(tmp_path
     assert rank1["outcome"] == "ValueError: rank 1 cannot read the data"
     assert rank0["outcome"] == ("RunError: process 1 cannot resume the run: "
                                 "ValueError: rank 1 cannot read the data")
+
+
+def test_every_flag_says_what_it_does_and_its_default():
+    from resnext.train.__main__ import parser
+
+    for action in parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        assert action.help, f"{action.option_strings[0]} has no help"
+        if action.nargs != 0:  # a value flag, not a switch
+            assert "default" in action.help.lower(), f"{action.option_strings[0]}: no default"
