@@ -9,8 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from resnext import train
+from resnext.train import runs
 from resnext.train.__main__ import EXIT_USAGE, HASH_DIR_ENV, _state_hash, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +139,136 @@ def test_torchrun_two_processes_same_weights_one_run_folder(tmp_path):
     assert meta["environment"]["processes"] == 2
     assert meta["history"][0]["train_accuracy"] * 200 == pytest.approx(
         round(meta["history"][0]["train_accuracy"] * 200))  # counted over both shards
+
+
+def start_torchrun(arguments, cwd, **streams):
+    """`torchrun --standalone --nproc_per_node=2 -m resnext.train ARGUMENTS` in its own
+    session, so that a signal or a kill reaches the workers too, not only torchrun."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2",
+         "-m", "resnext.train", *arguments], cwd=cwd, env=environment(), text=True,
+        start_new_session=True, **streams)
+
+
+def finish(process, timeout=240):
+    """(stdout, stderr) of a started torchrun; on a timeout its whole session is killed."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
+TORCHRUN_EPOCHS = 3
+TORCHRUN_RUN = [*SMALL_DATA, "--train-size", "192", "--epochs", str(TORCHRUN_EPOCHS),
+                "--threads", "1", "--seed", "5"]
+
+
+def without_timing(folder):
+    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_second")}
+            for row in runs.read_metrics(folder)]
+
+
+def test_torchrun_resume_is_the_run_left_alone(tmp_path, capsys):
+    """Issue 18: "Under torchrun, resume works the same." Two processes stopped after epoch
+    1, then `torchrun ... --resume`: the weights of the same run left alone, bit for bit, and
+    its metrics; each process continues from its own RNG state and the sampler's epoch."""
+    alone, stopped = tmp_path / "alone", tmp_path / "stopped"
+    # Both at once (they share no files): the second is stopped once epoch 1 is saved.
+    whole = start_torchrun([*TORCHRUN_RUN, "--out", str(alone)], tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = start_torchrun([*TORCHRUN_RUN, "--out", str(stopped)], tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (stopped / runs.METRICS_FILE).exists():
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGTERM)  # torchrun and both workers: epoch 1 is saved
+    err = finish(process, timeout=120)[1]
+    out, whole_err = finish(whole)
+    assert whole.returncode == 0, whole_err[-3000:]
+    record = runs.read_run(stopped)
+    if record.epochs_done >= TORCHRUN_EPOCHS:
+        pytest.skip("the run finished before it could be stopped")
+    assert record.state in ("stopped", "interrupted") and record.resumable, err[-3000:]
+    assert json.loads((stopped / runs.RESUME_STATE_FILE).read_text())["processes"] == 2
+    # One process cannot continue what two trained: the data order and RNG streams differ.
+    assert main(["--resume", str(stopped)], handle_signals=False) == EXIT_USAGE
+    assert "resume it with as many (torchrun --nproc_per_node=2), not 1" in (
+        capsys.readouterr().err)
+
+    process = start_torchrun(["--resume", str(stopped), "--quiet"], tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = finish(process)
+    assert process.returncode == 0, err[-3000:]
+    assert "(resumed)" in out and "finished; run folder" in out
+    assert len(runs.read_metrics(stopped)) == TORCHRUN_EPOCHS
+    assert without_timing(stopped) == without_timing(alone)
+    left, right = (load_file(str(folder / runs.MODEL_FILE)) for folder in (stopped, alone))
+    assert left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+    status = runs.read_status(stopped)
+    assert status["state"] == "finished" and len(status["resumed"]) == 1
+    assert status["resumed"][0]["at_epoch"] == record.epochs_done
+    assert runs.read_run(stopped).resumed == 1
+    assert not (stopped / runs.RESUME_TENSORS_FILE).exists()
+
+
+def _agreement_worker(rank, port, folder):
+    """One of two processes calling engine._agreed twice: a slow read that must finish
+    before rank 0 writes, then a read that fails in rank 1 only."""
+    from resnext.train import engine
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+    folder, written = Path(folder), Path(folder) / "written"
+
+    def slow_read():
+        if rank == 1:
+            time.sleep(1.0)
+        return written.exists()
+
+    seen = engine._agreed(2, slow_read)
+    if rank == 0:
+        written.write_text("rank 0 marks the run running")
+
+    def failing_read():
+        if rank == 1:
+            raise ValueError("rank 1 cannot read the data")
+        return "read"
+
+    try:
+        outcome = engine._agreed(2, failing_read)
+    except ValueError as error:
+        outcome = f"{type(error).__name__}: {error}"
+    (folder / f"rank{rank}.json").write_text(json.dumps({"seen": seen, "outcome": outcome}))
+    torch.distributed.destroy_process_group()
+
+
+def test_resume_processes_read_before_rank_0_writes_and_refuse_together(tmp_path):
+    """Under torchrun every process reads the run folder before rank 0 marks it running
+    (rank 1 reading later found a running run and refused, and rank 0 waited forever), and
+    a process that cannot resume stops the others too, with its reason."""
+    import socket
+
+    import torch.multiprocessing
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    torch.multiprocessing.spawn(_agreement_worker, args=(port, str(tmp_path)), nprocs=2,
+                                join=True)
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert rank0["seen"] is False and rank1["seen"] is False
+    assert rank1["outcome"] == "ValueError: rank 1 cannot read the data"
+    assert rank0["outcome"] == ("RunError: process 1 cannot resume the run: "
+                                "ValueError: rank 1 cannot read the data")
+
+
+def test_every_flag_says_what_it_does_and_its_default():
+    from resnext.train.__main__ import parser
+
+    for action in parser()._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        assert action.help, f"{action.option_strings[0]} has no help"
+        if action.nargs != 0:  # a value flag, not a switch
+            assert "default" in action.help.lower(), f"{action.option_strings[0]}: no default"

@@ -31,7 +31,6 @@ HASH_DIR_ENV = "RESNEXT_TRAIN_HASH_DIR"
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..data.registry import DATASETS
     from ..presets import PRESETS
     from . import runs
     from .recipes import RECIPE_NAMES
@@ -40,13 +39,58 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m resnext.train",
         description=f"Train a ResNeXt variant; the run ({', '.join(runs.FILES)}) goes to --out.")
     model = p.add_mutually_exclusive_group()
-    model.add_argument("--preset", choices=sorted(PRESETS), help="a named network")
+    model.add_argument("--preset", choices=sorted(PRESETS),
+                       help="a named network (default: none; see --config)")
     model.add_argument("--config", help="a config as JSON (or @file.json); num_classes is "
-                                        "set from the data when omitted")
+                                        "set from the data when omitted (default, without "
+                                        "--preset: cardinality 4, bottleneck width 16, 16 "
+                                        "base planes, stages [1, 1, 1], CIFAR stem)")
+    _add_data_flags(p)
+    p.add_argument("--epochs", type=int, default=5, help="epochs to train (default 5)")
+    p.add_argument("--batch-size", type=int, default=128, help="global batch (default 128)")
+    p.add_argument("--recipe", choices=RECIPE_NAMES, default="quick",
+                   help="quick: AdamW, one-cycle rate, for short runs (default); seed: "
+                        "pytorch-cifar100's SGD schedule")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default cpu; with --resume the "
+                                    "run's own; under torchrun cuda means cuda:LOCAL_RANK)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, generated data, data order and augmentation "
+                        "(default 0)")
+    p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's; "
+                                               "with --resume the run's own)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="train in the channels-last memory format (default: contiguous)")
+    p.add_argument("--no-mixed-precision", action="store_true",
+                   help="CUDA: train in float32 instead of bf16/fp16 autocast")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (default: eager; if compiling fails "
+                        "the run trains eagerly and status.json's note says why; "
+                        "estimate(..., compile=True) says whether it pays)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into RUN/tensorboard/ (default "
+                        "off; needs pip install tensorboard)")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="the run folder itself (created; must not hold a run). Default: "
+                        "./runs/<UTC time>-<network>-<data>")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue a stopped, interrupted or failed run from its last finished "
+                        "epoch to its planned epochs, as its config.json says (default: "
+                        "start a new run). Only --device, --threads and --quiet may go with "
+                        "it; under torchrun, as many processes as trained it")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (default: a bar on stderr)")
+    return p
+
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
+    """--data and what it reads: each dataset's defaults from the data registry."""
+    from ..data.registry import DATASETS
+
     datasets = DATASETS.values()
     p.add_argument("--data", default="shapes", help="; ".join(
         f"{d.argument}: {d.description}" for d in datasets) + " (default shapes)")
-    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_DIR,
+    p.add_argument("--data-root", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
                    help="where CIFAR archives live (default ./data)")
     p.add_argument("--download", action="store_true",
                    help="download a missing CIFAR archive from its official site")
@@ -59,33 +103,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--shortcut", type=float, help=", ".join(
         f"{d.name}: probability that the marker tells the class (default "
         f"{d.options['shortcut']})" for d in datasets if d.marker))
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=128, help="global batch (default 128)")
-    p.add_argument("--recipe", choices=RECIPE_NAMES, default="quick")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: the recipe's)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default cpu; with --resume the "
-                                    "run's own; under torchrun cuda means cuda:LOCAL_RANK)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads per process (default: torch's; "
-                                               "with --resume the run's own)")
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--no-mixed-precision", action="store_true",
-                   help="CUDA: train in float32 instead of bf16/fp16 autocast")
-    p.add_argument("--compile", action="store_true",
-                   help="train through torch.compile (eager if compiling fails; the app's "
-                        "estimate says whether it pays for a run)")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="also write TensorBoard event files into RUN/tensorboard/ (needs "
-                        "pip install tensorboard)")
-    p.add_argument("--out", type=Path,
-                   help="the run folder itself (created; must not hold a run). Default: "
-                        "./runs/<UTC time>-<network>-<data>")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                   help="continue a stopped, interrupted or failed run from its last finished "
-                        "epoch to its planned epochs, as its config.json says (only --device, "
-                        "--threads and --quiet may go with it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 # What --resume may be given with: where and how fast, never what the run is.

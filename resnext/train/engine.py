@@ -179,19 +179,9 @@ def resume(run_dir: str | os.PathLike[str], data: Any = None, *,
     cannot be resumed (finished, running, no resume state) is a `runs.RunError` saying why.
     """
     folder = Path(run_dir)
-    runs.check_resumable(folder)
-    config = runs.read_config(folder) or {}
-    setup = _setup_from_config(config, device)
-    data = _resume_data(config, data)
-    _check_data(setup.cfg, data)
-    tensors, state = runs.read_resume(folder)
     rank, world = _distributed()
-    if state["processes"] != world:
-        raise ValueError(f"{folder.name} was trained by {state['processes']} process(es); "
-                         f"resume it with as many (torchrun --nproc_per_node="
-                         f"{state['processes']}), not {world}")
-    if config.get("tensorboard"):
-        board.check_available()
+    config, setup, data, tensors, state = _agreed(
+        world, lambda: _read_resumable(folder, data, device, world))
     writer = None
     if rank == 0:
         status = runs.read_status(folder)
@@ -203,6 +193,47 @@ def resume(run_dir: str | os.PathLike[str], data: Any = None, *,
                      if config.get("tensorboard") else None)
     saved = _Saved(resume_state.weights(tensors), tensors, state)
     return _run(setup, data, config, writer, True, on_progress, should_stop, saved)
+
+
+def _read_resumable(folder: Path, data: Any, device: str | torch.device | None,
+                    world: int) -> tuple[dict[str, Any], _Setup, Any, dict[str, torch.Tensor],
+                                         dict[str, Any]]:
+    """What `resume` continues from, checked: (config, setup, data, resume tensors and JSON)."""
+    runs.check_resumable(folder)
+    config = runs.read_config(folder) or {}
+    setup = _setup_from_config(config, device)
+    data = _resume_data(config, data)
+    _check_data(setup.cfg, data)
+    tensors, state = runs.read_resume(folder)
+    if state["processes"] != world:
+        # Each process's shard and RNG stream belong to its rank in a world of that size.
+        raise ValueError(f"{folder.name} was trained by {state['processes']} process(es); "
+                         f"resume it with as many (torchrun --nproc_per_node="
+                         f"{state['processes']}), not {world}")
+    if config.get("tensorboard"):
+        board.check_available()
+    return config, setup, data, tensors, state
+
+
+def _agreed(world: int, read: Callable[[], Any]) -> Any:
+    """`read()` in every process, then one collective (under torchrun) before anything is
+    written: every process has read the run folder before rank 0 marks it running (a process
+    that read it later would find a running run and refuse), and if one process cannot go
+    on, none does (one that raised alone would leave the others waiting in a collective)."""
+    try:
+        result, failure = read(), None
+    except Exception as error:  # noqa: BLE001 - raised again below, after the others know
+        result, failure = None, error
+    reasons: list[str | None] = [None] * world
+    if world > 1:
+        torch.distributed.all_gather_object(
+            reasons, None if failure is None else describe_error(failure))
+    if failure is not None:
+        raise failure
+    for process, reason in enumerate(reasons):
+        if reason is not None:
+            raise runs.RunError(f"process {process} cannot resume the run: {reason}")
+    return result
 
 
 @dataclass(frozen=True, eq=False)
