@@ -2,13 +2,16 @@
 the runs table, stop a second run midway, then use the first run in Attributions."""
 
 import json
+import os
 import re
 import urllib.parse
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 TINY = {"cardinality": 2, "bottleneck_width": 16, "base_planes": 8, "stage_blocks": [1, 1],
         "stem": "cifar", "num_classes": 6, "image_size": 16}
@@ -52,6 +55,20 @@ def test_train_watch_stop_and_use_a_run(browser, app_url):
     page.get_by_role("button", name="Stop").click()
     expect(progress).to_contain_text(re.compile(r"stopped: \d+/40 epochs"), timeout=60_000)
     expect(table).to_contain_text("stopped")
+
+    # Resume it: its row offers Resume; the live line gives one recent rate and the time
+    # left at that rate; stopped again, the table says it was resumed.
+    resume = page.locator("#runs-resume")
+    expect(resume).to_be_hidden()
+    table.get_by_text("stopped", exact=True).first.click()
+    expect(resume).to_contain_text("Resume ", timeout=30_000)
+    resume.click()
+    expect(progress).to_contain_text(re.compile(r"images/s now · about .+ left at that rate"),
+                                     timeout=120_000)
+    if os.environ.get("UPDATE_SCREENSHOTS"):  # the README's picture, refreshed on request
+        page.screenshot(path=str(ASSETS / "screenshot-train-resume.png"), full_page=True)
+    page.get_by_role("button", name="Stop").click()
+    expect(table).to_contain_text("stopped (resumed)", timeout=60_000)
 
     # The first run: its confusion matrix, then use it.
     page.get_by_label("Run", exact=True).click()

@@ -251,10 +251,11 @@ def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
     with pytest.raises(gr.Error, match="is already queued or running|is running|is queued"):
         api["train_resume"](run_id)
     deadline = time.monotonic() + 180
-    while not runs.read_status(manager.run_dir(run_id)).get("resumed") \
+    while "images/s now" not in views.progress_html(manager.status(run_id)) \
             and time.monotonic() < deadline:
-        time.sleep(0.2)  # the continued training has started (its status says so)
-    assert "images/s" in views.progress_html(manager.status(run_id))
+        time.sleep(0.2)  # until the continued training's own steps are shown
+    assert runs.read_status(manager.run_dir(run_id)).get("resumed")
+    assert "images/s now" in views.progress_html(manager.status(run_id))
     manager.stop(run_id, "admin")  # an admin may stop it; it keeps what it trained
     status = wait_for(manager, run_id, ("stopped", "finished", "failed"), timeout=180.0)
     assert status["run"]["state"] == "stopped", status["log_tail"]
@@ -263,3 +264,48 @@ def test_the_app_resumes_a_stopped_run_for_its_owner_only(tmp_path):
     assert state_cell(record) == "stopped (resumed)"
     assert runs.read_status(manager.run_dir(run_id))["resumed"][0]["at_epoch"] == done
     assert "stopped" in views.progress_html(manager.status(run_id))
+
+    # Resume clicked the moment "stopped" shows, while the stopped process is still closing
+    # (its job holds the device and alice's one slot until followed out): the app waits for
+    # it instead of refusing the run as "already queued or running".
+    import threading
+
+    from explorer.train.jobs import TrainRequest, _Job
+
+    wait_idle(manager)
+    folder = manager.run_dir(run_id)
+    closing = _Job(run_id, TrainRequest.from_dict(runs.read_request(folder)["request"]), "alice")
+    manager._running[closing.request.device] = closing
+
+    def followed_out():
+        with manager._lock:
+            manager._running.pop(closing.request.device)
+        manager._pump(closing.request.device)
+
+    threading.Timer(1.0, followed_out).start()
+    began = time.monotonic()
+    assert manager.resume(run_id, "alice").startswith(f"Resuming {run_id} from epoch")
+    assert time.monotonic() - began >= 0.9
+    wait_for(manager, run_id, ("running",), timeout=180.0)
+    manager.stop(run_id, "alice")
+    wait_for(manager, run_id, ("stopped", "finished", "failed"), timeout=180.0)
+    wait_idle(manager)
+
+
+def test_a_resumed_run_does_not_show_its_earlier_process_end_as_live():
+    """Between Resume and the new process's first step, progress.json still holds the
+    stopped process's "done" event (rate known, 0 s left): the page says it is resuming."""
+    from explorer.train import views
+
+    run = {"state": "running", "epochs": 40, "network": "ResNeXt-8", "dataset": "shapes",
+           "run_id": "r", "device": "cpu"}
+    ended = {"kind": "done", "epoch": 3, "epochs": 40, "global_step": 12, "steps_total": 160,
+             "loss": None, "lr": 0.001, "images_per_second": 365.0, "eta_seconds": 0.0}
+    history = [{"epoch": e, "test_accuracy": 0.2} for e in (1, 2, 3)]
+    shown = views.progress_html({"run": run, "progress": ended, "history": history})
+    assert "resuming after epoch 3/40" in shown and "left at that rate" not in shown
+    live = views.progress_html({"run": run, "progress": {**ended, "kind": "step", "epoch": 4,
+                                                         "global_step": 13, "loss": 1.7,
+                                                         "eta_seconds": 27.0},
+                                "history": history})
+    assert "365 images/s now · about 27 s left at that rate" in live

@@ -37,6 +37,7 @@ from .requests import TrainRequest
 
 FOLLOW_SECONDS = 0.5  # how often a running run's progress.json is read
 STEP_HISTORY = 5000  # at most this many step points are kept per run for the live chart
+ENDING_GRACE_S = 30  # how long a Resume waits for a stopped run's process to close
 # What a run folder says (`runs.RECORD_STATES`: queued, its status, or "interrupted" when
 # its process is gone).
 STATES = runs.RECORD_STATES
@@ -156,6 +157,7 @@ class TrainingManager:
                                 f"python -m resnext.train --resume {folder}")
         request = TrainRequest.from_dict(asked["request"])
         owner = runs.owner(folder) or user
+        self._wait_for_its_process(run_id)
         with self._lock:
             if any(job.run_id == run_id for job in self._jobs()):
                 raise runs.RunError(f"{run_id} is already queued or running")
@@ -167,6 +169,18 @@ class TrainingManager:
         self._pump(request.device)
         return (f"Resuming {run_id} from epoch {record.epochs_done} of {record.epochs} "
                 f"on {request.device}.")
+
+    def _wait_for_its_process(self, run_id: str) -> None:
+        """A run whose status says it stopped may still have its process closing (it writes
+        the status, then exits), and that job holds its device and its owner's slot until
+        followed out: a Resume clicked the moment "stopped" shows waits for that, briefly,
+        instead of being refused as running."""
+        deadline = time.monotonic() + ENDING_GRACE_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(job.run_id == run_id for job in self._running.values()):
+                    return
+            time.sleep(FOLLOW_SECONDS / 4)
 
     def _jobs(self) -> list[_Job]:
         """Every queued or running job (hold `_lock`)."""

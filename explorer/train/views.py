@@ -51,7 +51,7 @@ def progress_html(status: dict[str, Any]) -> str:
                 f'training at a time per device).</div>')
     event = status.get("progress") or {}
     history = status.get("history") or []
-    if state == "running" and event:
+    if state == "running" and event and event.get("kind") != "done":
         total = max(1, int(event.get("steps_total") or 1))
         done = int(event.get("global_step") or 0)
         share = min(1.0, done / total)
@@ -64,6 +64,9 @@ def progress_html(status: dict[str, Any]) -> str:
         text = " · ".join(p for p in parts if p)
     elif state == "running":
         share, text = 0.0, "starting (loading the data and the network)…"
+        if history:  # resumed: the last event on disk is the earlier process's "done"
+            share = len(history) / run["epochs"] if run["epochs"] else 0.0
+            text = f"resuming after epoch {len(history)}/{run['epochs']} (loading)…"
     else:
         share = 1.0 if state == "finished" else (
             len(history) / run["epochs"] if run["epochs"] else 0.0)
