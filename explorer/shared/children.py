@@ -5,6 +5,10 @@ started by the Train tab and a worker started by the Study tab behave alike."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
 
 from .assets import checkout_root
 
@@ -29,3 +33,14 @@ def lower_priority() -> None:  # runs in the child between fork and exec
         os.nice(CHILD_NICENESS)
     except OSError:
         pass
+
+
+def start_child(module: str, args: Sequence[str], log_path: Path) -> subprocess.Popen:
+    """`python -m <module> <args>` with its output appended to `log_path`, in its own
+    session (a signal to the app, Ctrl-C, does not reach it, and a stop signals it and
+    nothing else), importing our code, at a lower priority than the app."""
+    with open(log_path, "ab") as log:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env=child_environment(), start_new_session=True,
+            preexec_fn=lower_priority)

@@ -20,8 +20,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ from resnext.study.spec import NAME_PATTERN, OWNER_ATTR
 from resnext.train import runs
 
 from ..accounts import LOCAL_USER
-from ..shared.children import child_environment, lower_priority
+from ..shared.children import start_child
 
 WORKERS_FOLDER = ".study-workers"
 WORKER_MODULE = "resnext.study"
@@ -136,14 +134,10 @@ class StudyWorkers:
     def _launch(self, name: str, device: str, user: str) -> dict[str, Any]:
         log_path = self._file(name).with_name(f"{name}-{re.sub(r'[^a-z0-9]', '', device)}.log")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", WORKER_MODULE, "work", name, "--runs-dir",
-                str(self.runs_dir.resolve()), "--device", device]
+        args = ["work", name, "--runs-dir", str(self.runs_dir.resolve()), "--device", device]
         if self.storage is not None:
-            argv += ["--storage", self.storage]
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=child_environment(), start_new_session=True, preexec_fn=lower_priority)
+            args += ["--storage", self.storage]
+        process = start_child(WORKER_MODULE, args, log_path)
         # Reap it when it ends (else it stays a zombie of this server until the server ends).
         threading.Thread(target=process.wait, daemon=True, name=f"study-{name}").start()
         return {"device": device, "pid": process.pid, "owner": user, "log": str(log_path),

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -32,7 +31,7 @@ from resnext.units import byte_size
 from resnext.validation import whole_number
 
 from ..accounts import LOCAL_USER
-from ..shared.children import child_environment, lower_priority
+from ..shared.children import start_child
 from .requests import TrainRequest
 
 FOLLOW_SECONDS = 0.5  # how often a running run's progress.json is read
@@ -240,17 +239,8 @@ class TrainingManager:
 
     def _launch(self, job: _Job) -> None:
         run_dir = self.run_dir(job.run_id)
-        env = child_environment()
-        log = open(runs.log_file(run_dir), "ab")  # noqa: SIM115 - the child owns it from here
-        try:
-            job.process = subprocess.Popen(
-                [sys.executable, "-m", "resnext.train", *self._argv(job, run_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                # Its own session: a signal to the app (Ctrl-C) does not reach it, and a
-                # Stop signals the training and nothing else.
-                start_new_session=True, preexec_fn=lower_priority)
-        finally:
-            log.close()
+        job.process = start_child(runs.TRAINING_MODULE, self._argv(job, run_dir),
+                                  runs.log_file(run_dir))
         runs.mark_started(run_dir, job.process.pid, job.request.epochs, job.request.device)
 
     def _argv(self, job: _Job, run_dir: Path) -> list[str]:
